@@ -1,0 +1,152 @@
+"""Vectorized n-gram encoding shared by BLEU and CIDEr.
+
+A corpus of tokenized captions becomes integer arrays once:
+
+* word ids (dense, in order of first appearance) and caption offsets;
+* for every n-gram order 1..n, a dense n-gram id per start position, built level by level
+  (an n-gram id is the id of the pair (its (n-1)-gram prefix id, its last word));
+* the unique (n-gram, caption) pairs with their counts, sorted by n-gram then caption.
+
+Sorting packed int64 keys (``key * n_positions + position``) with ``np.sort`` is the one heavy step;
+since positions follow caption order, captions come out ascending inside every n-gram group, which
+is what the metrics' segment reductions rely on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+
+_INT64_LIMIT = 2**62
+
+
+@dataclass
+class TokenizedCorpus:
+    """Captions as word ids: ``word_ids[offsets[c]:offsets[c + 1]]`` are caption ``c``'s words."""
+
+    word_ids: np.ndarray  # (P,) int64
+    offsets: np.ndarray  # (C + 1,) int64
+    words: list[str]  # id -> word
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def n_captions(self) -> int:
+        return len(self.offsets) - 1
+
+
+def encode_words(token_lists: list[list[str]], vocab: dict[str, int] | None = None) -> TokenizedCorpus:
+    """Map token lists to dense word ids. ``vocab`` (word -> id) is extended in place if given."""
+    flat = list(chain.from_iterable(token_lists))
+    lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+    if vocab is None:
+        vocab = {w: i for i, w in enumerate(dict.fromkeys(flat))}
+    else:
+        for w in dict.fromkeys(flat):
+            if w not in vocab:
+                vocab[w] = len(vocab)
+    ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
+    offsets = np.zeros(len(token_lists) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    words = [""] * len(vocab)
+    for w, i in vocab.items():
+        words[i] = w
+    return TokenizedCorpus(ids, offsets, words)
+
+
+@dataclass
+class NgramCounts:
+    """Unique (n-gram, caption) pairs of a corpus, sorted by n-gram id then caption.
+
+    N-gram ids are global: order ``n`` uses ids ``order_start[n-1] <= id < order_start[n]``.
+    """
+
+    gram: np.ndarray  # (E,) int64 global n-gram id
+    caption: np.ndarray  # (E,) int64 caption index
+    count: np.ndarray  # (E,) int64 occurrences of the n-gram in the caption
+    order: np.ndarray  # (E,) int64 n-gram order minus one (0..n-1)
+    order_start: np.ndarray  # (n + 1,) first global id of each order
+    first_position: np.ndarray  # (G,) a word position where each n-gram starts (to recover its words)
+
+    @property
+    def n_grams(self) -> int:
+        return int(self.order_start[-1])
+
+    def gram_words(self, corpus: TokenizedCorpus, gram_ids: np.ndarray) -> np.ndarray:
+        """Word ids of the given n-grams as an (len(gram_ids), n) matrix, -1 padded."""
+        n_max = len(self.order_start) - 1
+        orders = np.searchsorted(self.order_start, gram_ids, side="right")  # 1..n
+        start = self.first_position[gram_ids]
+        out = np.full((len(gram_ids), n_max), -1, dtype=np.int64)
+        for k in range(n_max):
+            has = orders > k
+            out[has, k] = corpus.word_ids[start[has] + k]
+        return out
+
+
+def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
+    """Count every n-gram of orders 1..n in every caption (see the module docstring)."""
+    ids = corpus.word_ids
+    n_pos = len(ids)
+    n_words = max(len(corpus.words), 1)
+    lengths = corpus.lengths
+    caption_of_pos = np.repeat(np.arange(corpus.n_captions, dtype=np.int64), lengths)
+    # number of words from each position to the end of its caption (inclusive)
+    remaining = np.repeat(corpus.offsets[1:], lengths) - np.arange(n_pos, dtype=np.int64)
+
+    prefix_id = np.zeros(n_pos, dtype=np.int64)  # id of the (k-1)-gram starting at each position
+    n_prefix = 1
+    gram_parts, cap_parts, count_parts, order_parts, first_parts = [], [], [], [], []
+    order_start = [0]
+    for k in range(1, n + 1):
+        starts = np.flatnonzero(remaining >= k)
+        key = prefix_id[starts] * n_words + ids[starts + k - 1]
+        if n_prefix * n_words * max(n_pos, 1) < _INT64_LIMIT:
+            packed = key * n_pos + starts
+            packed.sort()
+            key_sorted, pos_sorted = np.divmod(packed, n_pos)
+        else:  # astronomically large corpus: a (slower) stable sort keeps positions ascending per key
+            order = np.argsort(key, kind="stable")
+            key_sorted, pos_sorted = key[order], starts[order]
+        new_gram = np.empty(len(key_sorted), dtype=bool)
+        new_gram[:1] = True
+        np.not_equal(key_sorted[1:], key_sorted[:-1], out=new_gram[1:])
+        dense = np.cumsum(new_gram) - 1
+        n_k = int(dense[-1]) + 1 if len(dense) else 0
+        prefix_id = np.zeros(n_pos, dtype=np.int64)
+        prefix_id[pos_sorted] = dense
+        n_prefix = max(n_k, 1)
+
+        cap_sorted = caption_of_pos[pos_sorted]
+        new_pair = new_gram.copy()
+        new_pair[1:] |= cap_sorted[1:] != cap_sorted[:-1]
+        pair_idx = np.flatnonzero(new_pair)
+        gram_parts.append(dense[pair_idx] + order_start[-1])
+        cap_parts.append(cap_sorted[pair_idx])
+        count_parts.append(np.diff(np.append(pair_idx, len(key_sorted))))
+        order_parts.append(np.full(len(pair_idx), k - 1, dtype=np.int64))
+        first_parts.append(pos_sorted[new_gram])
+        order_start.append(order_start[-1] + n_k)
+    return NgramCounts(
+        gram=np.concatenate(gram_parts),
+        caption=np.concatenate(cap_parts),
+        count=np.concatenate(count_parts),
+        order=np.concatenate(order_parts),
+        order_start=np.asarray(order_start, dtype=np.int64),
+        first_position=np.concatenate(first_parts),
+    )
+
+
+def segment_starts(*keys: np.ndarray) -> np.ndarray:
+    """Boolean mask of the first element of each run of equal consecutive key tuples."""
+    size = len(keys[0])
+    start = np.empty(size, dtype=bool)
+    start[:1] = True
+    start[1:] = False
+    for key in keys:
+        start[1:] |= key[1:] != key[:-1]
+    return start

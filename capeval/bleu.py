@@ -1,0 +1,67 @@
+"""BLEU-1..n exactly as pycocoevalcap 1.2's ``Bleu`` (``option="closest"``).
+
+Per item the sufficient statistics are ``[testlen, reflen, guess_1..n, correct_1..n]``; corpus BLEU is
+the same formula applied to their column sums, so bootstrap resamples just re-sum rows.
+coco's quirks kept on purpose: the closest reference length with ties to the shorter one,
+``tiny = 1e-15`` and ``small = 1e-9`` smoothing, the brevity penalty from summed lengths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._corpus import ScoringCorpus
+from ._ngrams import segment_starts
+
+TINY = 1e-15
+SMALL = 1e-9
+
+
+def bleu_statistics(corpus: ScoringCorpus, n: int = 4) -> np.ndarray:
+    """Per-item sufficient statistics, shape (N, 2 + 2n): testlen, reflen, guess_1..n, correct_1..n."""
+    lengths = corpus.tokens.lengths
+    hyp_len = lengths[corpus.hyp_caption]
+    ref_len = lengths[corpus.ref_caption]
+    stats = np.zeros((corpus.n_items, 2 + 2 * n), dtype=np.float64)
+    stats[:, 0] = hyp_len
+    # closest reference length, ties to the shorter: minimise (|l - testlen|, l) lexicographically
+    big = np.int64(2**31)
+    closeness = np.abs(ref_len - hyp_len[corpus.ref_item]) * big + ref_len
+    stats[:, 1] = np.minimum.reduceat(closeness, corpus.ref_start[:-1]) % big
+    for k in range(n):
+        stats[:, 2 + k] = np.maximum(0, hyp_len - k)
+
+    grams = corpus.ngrams(n)
+    item = corpus.caption_item[grams.caption]
+    is_hyp = corpus.caption_is_hyp[grams.caption]
+    seg_first = np.flatnonzero(segment_starts(grams.gram, item))
+    seg_id = np.cumsum(segment_starts(grams.gram, item)) - 1
+    max_ref_count = np.maximum.reduceat(np.where(is_hyp, 0, grams.count), seg_first)
+    clipped = np.minimum(grams.count[is_hyp], max_ref_count[seg_id[is_hyp]])
+    correct = np.bincount(item[is_hyp] * n + grams.order[is_hyp], weights=clipped, minlength=corpus.n_items * n)
+    stats[:, 2 + n :] = correct.reshape(corpus.n_items, n)
+    return stats
+
+
+def bleu_from_statistics(stats: np.ndarray, n: int = 4) -> np.ndarray:
+    """BLEU-1..n from statistics rows (one row: per-item BLEU; the column sums: corpus BLEU).
+
+    ``stats`` is (..., 2 + 2n); returns (..., n). Mirrors coco's arithmetic step by step.
+    """
+    stats = np.asarray(stats, dtype=np.float64)
+    testlen, reflen = stats[..., 0], stats[..., 1]
+    guess, correct = stats[..., 2 : 2 + n], stats[..., 2 + n : 2 + 2 * n]
+    scores = np.empty(stats.shape[:-1] + (n,), dtype=np.float64)
+    running = np.ones(stats.shape[:-1], dtype=np.float64)
+    for k in range(n):
+        running = running * ((correct[..., k] + TINY) / (guess[..., k] + SMALL))
+        scores[..., k] = running ** (1.0 / (k + 1))
+    ratio = (testlen + TINY) / (reflen + SMALL)
+    with np.errstate(over="ignore", divide="ignore"):
+        penalty = np.where(ratio < 1, np.exp(1 - 1 / ratio), 1.0)
+    return scores * penalty[..., None]
+
+
+def corpus_bleu(stats: np.ndarray, n: int = 4) -> np.ndarray:
+    """Corpus BLEU-1..n from per-item statistics (N, 2 + 2n)."""
+    return bleu_from_statistics(np.asarray(stats).sum(axis=-2), n)

@@ -119,14 +119,47 @@ def cider(
     return _score(refs, preds, df, n, SIGMA, False, tokenizer)
 
 
+def _ngram_occurrences(ids: np.ndarray, offsets: np.ndarray, n: int, base: int):
+    """Every n-gram occurrence of orders 1..n as (caption, packed key, order-1).
+
+    Keys pack word ids + 1 in ``base`` (``base**n < 2**63``): distinct orders never collide."""
+    lengths = np.diff(offsets)
+    caption_of_pos = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    remaining = np.repeat(offsets[1:], lengths) - np.arange(len(ids), dtype=np.int64)
+    caps, keys, orders = [], [], []
+    key = np.zeros(len(ids), dtype=np.int64)
+    for k in range(n):
+        starts = np.flatnonzero(remaining > k)
+        key = key[: len(ids)]
+        key[starts] = key[starts] * base + ids[starts + k] + 1
+        caps.append(caption_of_pos[starts])
+        keys.append(key[starts].copy())
+        orders.append(np.full(len(starts), k, dtype=np.int64))
+    return np.concatenate(caps), np.concatenate(keys), np.concatenate(orders)
+
+
+def _unique_counts(caption: np.ndarray, key: np.ndarray, order: np.ndarray):
+    """Collapse occurrences into unique (caption, key) pairs with counts."""
+    sort = np.lexsort((key, caption))
+    caption, key, order = caption[sort], key[sort], order[sort]
+    first = np.flatnonzero(segment_starts(caption, key))
+    counts = np.diff(np.append(first, len(key)))
+    return caption[first], key[first], order[first], counts
+
+
 class CiderDReward:
     """CIDEr-D rewards for self-critical training: references encoded once, many samples scored fast.
 
-    ``references`` maps an image key to its tokenized reference captions (strings). ``df`` is the
-    precomputed :class:`DocumentFrequencies` (from the training split, typically); without it, the
-    frequencies of ``references`` themselves are used, which is what self-critical codebases do
-    with ``coco-train-idxs``. ``vocab`` (id -> word) lets :meth:`score` take token-id arrays.
+    ``references`` maps an image key to its reference captions, already tokenized (``tokenizer``
+    tokenizes them here otherwise). ``df`` is the precomputed :class:`DocumentFrequencies` (from the
+    training split, typically); without it, the frequencies of ``references`` themselves are used.
+    ``vocab`` (id -> word, a list or mapping) lets :meth:`score` take token-id arrays ``(B, T)``;
+    a row ends at ``end_token`` or at ``<NULL>`` (id ``null_token``, 0).
+
+    Scores equal ``evaluate(..., metrics="cider_d", df=df)`` on the same captions.
     """
+
+    _BASE = 2**15  # word ids + 1 below this: 4-grams pack into 60 bits
 
     def __init__(
         self,
@@ -135,52 +168,155 @@ class CiderDReward:
         *,
         vocab: Sequence[str] | Mapping[int, str] | None = None,
         end_token: int | None = None,
+        null_token: int = 0,
+        tokenizer: str = "none",
         n: int = 4,
         sigma: float = SIGMA,
     ):
         from .evaluate import _as_reference_lists  # validation shared with evaluate()
+        from .tokenize import tokenize
 
+        if n > 4:
+            raise ValueError("CiderDReward packs n-grams up to n=4")
         self.keys = list(references)
         self.key_index = {k: i for i, k in enumerate(self.keys)}
         ref_lists = _as_reference_lists(references, self.keys)
+        if tokenizer != "none":
+            flat = iter(tokenize([c for refs in ref_lists for c in refs], tokenizer))
+            ref_lists = [[next(flat) for _ in refs] for refs in ref_lists]
         self.n, self.sigma = n, sigma
-        if df is None:
-            df = DocumentFrequencies.from_tokenized(ref_lists, n=n, source="references")
-        self.df = DocumentFrequencies.coerce(df)
+        self.df = DocumentFrequencies.from_tokenized(ref_lists, n=n, source="references") if df is None else DocumentFrequencies.coerce(df)
+        self.end_token, self.null_token = end_token, null_token
+        # word ids: the model vocabulary first, so token-id arrays need no translation
+        self.word_id: dict[str, int] = {}
         if vocab is not None:
             words = [vocab[i] for i in range(len(vocab))] if isinstance(vocab, Mapping) else list(vocab)
-            self.vocab_words = words
+            for w in words:
+                self.word_id.setdefault(w, len(self.word_id))
+            self.model_vocab_size = len(words)
         else:
-            self.vocab_words = None
-        self.end_token = end_token
-        self._refs = ref_lists
+            self.model_vocab_size = 0
+        ref_tokens = [r.split() for refs in ref_lists for r in refs]
+        for toks in ref_tokens:
+            for w in toks:
+                if w not in self.word_id:
+                    self.word_id[w] = len(self.word_id)
+        self._check_vocab()
+        self._word_to_df = np.zeros(0, dtype=np.int64)
 
-    def _texts_from_ids(self, tokens: np.ndarray) -> list[str]:
-        if self.vocab_words is None:
-            raise ValueError("pass vocab= to score token-id arrays")
-        words = self.vocab_words
-        out = []
-        for row in np.asarray(tokens):
-            ws = []
-            for t in row.tolist():
-                if self.end_token is not None and t == self.end_token:
-                    break
-                if t == 0:  # <NULL> padding
-                    break
-                ws.append(words[t])
-            out.append(" ".join(ws))
-        return out
+        # references: unique (ref, n-gram) entries with tf-idf values, norms and bigram lengths
+        self.n_refs = np.array([len(r) for r in ref_lists], dtype=np.int64)
+        self.ref_start = np.zeros(len(ref_lists) + 1, dtype=np.int64)
+        np.cumsum(self.n_refs, out=self.ref_start[1:])
+        ids, offsets = self._encode(ref_tokens)
+        cap, key, order, count = _unique_counts(*_ngram_occurrences(ids, offsets, n, self._BASE))
+        self.gram_keys, gram = np.unique(key, return_inverse=True)
+        self.gram_weight = self._weights(self.gram_keys)
+        value = count * self.gram_weight[gram]
+        n_ref_total = len(ref_tokens)
+        self.ref_norm = np.sqrt(np.bincount(cap * n + order, value * value, minlength=n_ref_total * n)).reshape(-1, n)
+        self.ref_bigrams = np.maximum(np.diff(offsets) - 1, 0) if n >= 2 else np.zeros(n_ref_total, np.int64)
+        image = np.repeat(np.arange(len(ref_lists), dtype=np.int64), self.n_refs)[cap]
+        entry_key = image * len(self.gram_keys) + gram
+        sort = np.argsort(entry_key, kind="stable")
+        self.entry_key, self.entry_ref, self.entry_value = entry_key[sort], cap[sort], value[sort]
+
+    def _check_vocab(self):
+        if len(self.word_id) >= self._BASE - 1:
+            raise ValueError(f"CiderDReward supports vocabularies below {self._BASE - 1} words; use evaluate() beyond")
+
+    def _encode(self, token_lists):
+        get = self.word_id.setdefault
+        flat = [get(w, len(self.word_id)) for toks in token_lists for w in toks]
+        self._check_vocab()
+        offsets = np.zeros(len(token_lists) + 1, dtype=np.int64)
+        np.cumsum([len(t) for t in token_lists], out=offsets[1:])
+        return np.asarray(flat, dtype=np.int64), offsets
+
+    def _weights(self, keys: np.ndarray) -> np.ndarray:
+        """idf weights ``ref_len - log(max(1, df))`` of packed n-gram keys."""
+        if len(self._word_to_df) < len(self.word_id):  # words seen since last time
+            words = sorted(self.word_id, key=self.word_id.get)
+            self._word_to_df = np.array([self.df.word_index.get(w, -1) for w in words] + [-1], dtype=np.int64)
+        powers = self._BASE ** np.arange(self.n, dtype=np.int64)
+        digits = (keys[:, None] // powers) % self._BASE  # digits[:, j]: word (j from the end) + 1
+        orders = (digits > 0).sum(axis=1)
+        back = orders[:, None] - 1 - np.arange(self.n)  # column i holds the digit of word i
+        words = np.take_along_axis(digits, np.maximum(back, 0), axis=1) - 1
+        words = np.where(back >= 0, words, -1)
+        doc_freq = self.df._lookup_ids(self._word_to_df[words], orders)
+        return self.df.ref_len - np.log(np.maximum(1.0, doc_freq))
+
+    def _sample_tokens(self, samples):
+        """Word-id arrays of the samples: from a (B, T) id array or from token strings."""
+        if isinstance(samples, np.ndarray) and samples.dtype.kind in "iu":
+            if samples.ndim != 2:
+                raise ValueError("token-id samples must be a (B, T) array")
+            if not self.model_vocab_size:
+                raise ValueError("pass vocab= to score token-id arrays")
+            stop = samples == self.null_token
+            if self.end_token is not None:
+                stop |= samples == self.end_token
+            lengths = np.where(stop.any(axis=1), stop.argmax(axis=1), samples.shape[1])
+            keep = np.arange(samples.shape[1]) < lengths[:, None]
+            ids = samples[keep].astype(np.int64)
+            if len(ids) and (ids.min() < 0 or ids.max() >= self.model_vocab_size):
+                raise ValueError("token ids outside the vocabulary")
+            offsets = np.zeros(len(samples) + 1, dtype=np.int64)
+            np.cumsum(lengths, out=offsets[1:])
+            return ids, offsets
+        return self._encode([s.split() for s in samples])
 
     def score(self, samples, image_keys: Sequence) -> np.ndarray:
-        """CIDEr-D of each sample against the references of its image; returns (len(samples),)."""
-        texts = list(samples) if not isinstance(samples, np.ndarray) else self._texts_from_ids(samples)
-        if len(texts) != len(image_keys):
-            raise ValueError(f"{len(texts)} samples but {len(image_keys)} image keys")
+        """CIDEr-D of each sample against the references of its image; returns (len(samples),).
+
+        ``samples``: token strings, or a (B, T) token-id array (with ``vocab=``)."""
+        n = self.n
+        ids, offsets = self._sample_tokens(samples)
+        n_samples = len(offsets) - 1
+        if n_samples != len(image_keys):
+            raise ValueError(f"{n_samples} samples but {len(image_keys)} image keys")
         try:
-            rows = [self.key_index[k] for k in image_keys]
+            image = np.array([self.key_index[k] for k in image_keys], dtype=np.int64)
         except KeyError as exc:
             from .errors import MissingIdError
 
             raise MissingIdError(f"no references for image key {exc.args[0]!r}") from None
-        corpus = ScoringCorpus(texts, [self._refs[i] for i in rows])
-        return cider_scores(corpus, df=self.df, n=self.n, sigma=self.sigma, defended=True)
+
+        cap, key, order, count = _unique_counts(*_ngram_occurrences(ids, offsets, n, self._BASE))
+        pos = np.minimum(np.searchsorted(self.gram_keys, key), max(len(self.gram_keys) - 1, 0))
+        known = self.gram_keys[pos] == key if len(self.gram_keys) else np.zeros(len(key), bool)
+        weight = np.empty(len(key))
+        weight[known] = self.gram_weight[pos[known]]
+        if not known.all():  # n-grams absent from every reference: idf from the df table
+            weight[~known] = self._weights(key[~known])
+        value = count * weight
+        norm = np.sqrt(np.bincount(cap * n + order, value * value, minlength=n_samples * n)).reshape(-1, n)
+
+        # one slot per (sample, reference of its image)
+        slots = self.n_refs[image]
+        slot_start = np.zeros(n_samples + 1, dtype=np.int64)
+        np.cumsum(slots, out=slot_start[1:])
+        slot_ref = np.repeat(self.ref_start[image], slots) + (np.arange(slot_start[-1]) - np.repeat(slot_start[:-1], slots))
+
+        # matches: the reference entries of the sample's image holding the same n-gram
+        query = image[cap[known]] * len(self.gram_keys) + pos[known]
+        lo = np.searchsorted(self.entry_key, query, side="left")
+        hi = np.searchsorted(self.entry_key, query, side="right")
+        reps = hi - lo
+        entry = np.repeat(lo - np.cumsum(reps) + reps, reps) + np.arange(reps.sum())
+        h = np.repeat(value[known], reps)
+        r = self.entry_value[entry]
+        sample_of = np.repeat(cap[known], reps)
+        slot = slot_start[sample_of] + (self.entry_ref[entry] - self.ref_start[image[sample_of]])
+        dot = np.bincount(slot * n + np.repeat(order[known], reps), np.minimum(h, r) * r, minlength=len(slot_ref) * n).reshape(-1, n)
+
+        norm_hyp = np.repeat(norm, slots, axis=0)
+        norm_ref = self.ref_norm[slot_ref]
+        both = (norm_hyp != 0) & (norm_ref != 0)
+        sim = np.where(both, dot / np.where(both, norm_hyp * norm_ref, 1.0), dot)
+        hyp_bigrams = np.maximum(np.diff(offsets) - 1, 0) if n >= 2 else np.zeros(n_samples, np.int64)
+        delta = (np.repeat(hyp_bigrams, slots) - self.ref_bigrams[slot_ref]).astype(np.float64)
+        sim = sim * np.power(np.e, -(delta**2) / (2 * self.sigma**2))[:, None]
+        per_sample = np.add.reduceat(sim, slot_start[:-1], axis=0) if len(sim) else np.zeros((n_samples, n))
+        return per_sample.mean(axis=1) / slots * 10.0

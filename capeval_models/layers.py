@@ -250,7 +250,7 @@ def word_embedding_backward(dout, cache):
 def temporal_affine_forward(x, w, b):
     """The same affine map at every step: x (N, T, D), w (D, M), b (M,) -> out (N, T, M)."""
     N, T, D = x.shape
-    out = (x.reshape(N * T, D) @ w).reshape(N, T, -1)
+    out = (x.reshape(N * T, D) @ w).reshape(N, T, w.shape[1])
     out += b
     return out, (x, w)
 
@@ -259,7 +259,7 @@ def temporal_affine_backward(dout, cache):
     """Returns (dx, dw, db) for :func:`temporal_affine_forward`."""
     x, w = cache
     N, T, D = x.shape
-    d2 = dout.reshape(N * T, -1)
+    d2 = dout.reshape(N * T, w.shape[1])
     dx = (d2 @ w.T).reshape(N, T, D)
     dw = x.reshape(N * T, D).T @ d2
     db = d2.sum(axis=0)

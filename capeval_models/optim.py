@@ -136,7 +136,9 @@ class Optimizer:
 
     def load_state(self, arrays: Mapping[str, np.ndarray], meta: Mapping) -> None:
         if meta.get("rule") != self.rule_name:
-            raise ValueError(f"checkpoint was written with update rule {meta.get('rule')!r}, not {self.rule_name!r}")
+            raise ValueError(
+                f"checkpoint was written with update rule {meta.get('rule')!r}, not {self.rule_name!r}"
+            )
         self.defaults = dict(meta["defaults"])
         self.configs = {name: dict(c) for name, c in meta["configs"].items()}
         for key, value in arrays.items():

@@ -113,11 +113,24 @@ class CaptioningRNN:
             h, cache_rec = L.rnn_forward(x, h0, p["Wx"], p["Wh"], p["b"])
         else:
             h, cache_rec = L.lstm_forward(x, h0, p["Wx"], p["Wh"], p["b"])
-        scores, cache_vocab = L.temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])
-        loss, dscores = L.temporal_softmax_loss(scores, captions_out, mask)
+        # Score the vocabulary only where the target is not <NULL>: the other steps add nothing to the loss
+        # and get zero gradient, and skipping them saves about a third of the largest matrix products on
+        # COCO-length captions. The kept (N, T) positions are packed into one sequence of length M.
+        N, T = mask.shape
+        keep = np.flatnonzero(mask)
+        h_kept = h.reshape(N * T, self.hidden_dim)[keep][None]  # (1, M, H)
+        scores, cache_vocab = L.temporal_affine_forward(h_kept, p["W_vocab"], p["b_vocab"])
+        loss, dscores = L.temporal_softmax_loss(
+            scores, captions_out.reshape(-1)[keep][None], np.ones((1, keep.size), bool)
+        )
+        loss /= N  # the packed loss is summed over all kept steps; CS231n divides by the batch size
+        dscores /= N
 
         grads = {}
-        dh, grads["W_vocab"], grads["b_vocab"] = L.temporal_affine_backward(dscores, cache_vocab)
+        dh_kept, grads["W_vocab"], grads["b_vocab"] = L.temporal_affine_backward(dscores, cache_vocab)
+        dh = np.zeros((N * T, h.shape[2]), dtype=dh_kept.dtype)
+        dh[keep] = dh_kept[0]
+        dh = dh.reshape(N, T, self.hidden_dim)
         backward = L.rnn_backward if self.cell_type == "rnn" else L.lstm_backward
         dx, dh0, grads["Wx"], grads["Wh"], grads["b"] = backward(dh, cache_rec)
         grads["W_embed"] = L.word_embedding_backward(dx, cache_embed)

@@ -7,16 +7,24 @@ hypothesis (if present) comes first.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import cached_property
 
 import numpy as np
 
-from ._ngrams import NgramCounts, TokenizedCorpus, count_ngrams, encode_words
+from ._ngrams import NgramCounts, TokenizedCorpus, count_ngrams, encode_captions, encode_words
 
-# whitespace other than single interior spaces (captions joined with NUL): split(" ") != split()
-_UNCLEAN = re.compile(r"[^\S ]|  |^ | $| \x00|\x00 ")
+# characters str.split() splits on besides " " (tabs, newlines, Unicode spaces...)
+_OTHER_WHITESPACE = [chr(c) for c in range(0x110000) if chr(c).isspace() and c != 0x20]
+
+
+def _single_spaced(captions: list[str]) -> bool:
+    """True when every caption is words separated by single spaces (then split(" ") == split(),
+    but for "" which split(" ") turns into [""]). A few C-level scans of the joined text."""
+    joined = "\x00".join(captions)
+    if "  " in joined or " \x00" in joined or "\x00 " in joined or joined.startswith(" ") or joined.endswith(" "):
+        return False
+    return not any(ch in joined for ch in _OTHER_WHITESPACE)
 
 
 class ScoringCorpus:
@@ -53,12 +61,12 @@ class ScoringCorpus:
     @cached_property
     def tokens(self) -> TokenizedCorpus:
         """Words as BLEU and CIDEr see them: ``str.split()``."""
-        return encode_words([c.split() for c in self.captions])
+        return encode_captions(self.captions)
 
     @cached_property
     def rouge_tokens(self) -> TokenizedCorpus:
         """Words as pycocoevalcap's ROUGE-L sees them: ``str.split(" ")`` (so "" is one empty token)."""
-        if _UNCLEAN.search("\x00".join(self.captions)):
+        if not _single_spaced(self.captions):
             return encode_words([c.split(" ") for c in self.captions])
         # single-spaced text: split(" ") equals split() except that "" becomes [""]
         tok = self.tokens

@@ -58,6 +58,37 @@ def encode_words(token_lists: list[list[str]], vocab: dict[str, int] | None = No
     return TokenizedCorpus(ids, offsets, words)
 
 
+_SENTINEL = "\x00"
+
+
+def encode_captions(captions: list[str]) -> TokenizedCorpus:
+    """Word ids of ``str.split()`` tokens of every caption, with one C-level split of the whole text.
+
+    Captions are joined around a NUL sentinel token whose positions give the caption boundaries."""
+    joined = f" {_SENTINEL} ".join(captions)
+    if _SENTINEL in "".join(captions):  # a NUL inside a caption: split them one by one
+        return encode_words([c.split() for c in captions])
+    flat = joined.split()
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(flat))}
+    ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
+    sentinel = vocab.pop(_SENTINEL, None)
+    if sentinel is None:  # a single caption
+        bounds = np.zeros(0, dtype=np.int64)
+    else:
+        bounds = np.flatnonzero(ids == sentinel)
+        keep = np.ones(len(ids), dtype=bool)
+        keep[bounds] = False
+        ids = ids[keep]
+        ids[ids > sentinel] -= 1  # close the gap the sentinel's id leaves
+        vocab = {w: (i - 1 if i > sentinel else i) for w, i in vocab.items()}
+    ends = np.append(bounds - np.arange(len(bounds)), len(ids))
+    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    words = [""] * len(vocab)
+    for w, i in vocab.items():
+        words[i] = w
+    return TokenizedCorpus(ids, offsets, words)
+
+
 @dataclass
 class NgramCounts:
     """Unique (n-gram, caption) pairs of a corpus, sorted by n-gram id then caption.

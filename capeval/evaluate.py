@@ -98,10 +98,9 @@ def _as_reference_lists(refs: Mapping, ids: Sequence) -> list[list[str]]:
         if len(value) == 0:
             raise EmptyReferencesError(f"id {i!r}: empty reference list")
         caps = list(value)
-        for j, c in enumerate(caps):
-            if type(c) is not str:  # format the message only on the slow path
-                caps[j] = _check_caption(c, f"id {i!r}, reference {j}")
-        if not any(c and not c.isspace() for c in caps):
+        if not all(type(c) is str for c in caps):  # format messages only on the slow path
+            caps = [_check_caption(c, f"id {i!r}, reference {j}") for j, c in enumerate(caps)]
+        if not any(map(str.strip, caps)):
             raise EmptyReferencesError(f"id {i!r}: all {len(caps)} references are empty")
         out.append(caps)
     return out

@@ -451,8 +451,9 @@ def main(argv=None) -> int:
                          drophead_schedule=args.drophead_schedule, checkpoint=args.checkpoint,
                          checkpoint_every=args.checkpoint_every, resume=not args.no_resume,
                          progress=args.progress)
+    steps_run = []
     t0 = time.perf_counter()
-    history = train_transformer(model, split, config)
+    history = train_transformer(model, split, config, callback=lambda step, loss: steps_run.append(step))
     seconds = time.perf_counter() - t0
     checksum = float(sum(p.detach().double().sum().item() for p in model.parameters()))
     checksums = [checksum]
@@ -468,7 +469,8 @@ def main(argv=None) -> int:
         summary = {
             "world_size": info.world_size, "backend": info.backend, "steps": len(history["loss"]),
             "final_loss": float(np.mean(last)) if last else None, "first_loss": history["loss"][0] if last else None,
-            "seconds": seconds, "captions_per_second": args.batch_size * info.world_size * args.steps / seconds,
+            "steps_this_run": len(steps_run), "seconds": seconds,
+            "captions_per_second": args.batch_size * info.world_size * len(steps_run) / seconds,
             "param_checksums": checksums, "in_sync": all(abs(c - checksums[0]) < 1e-9 for c in checksums),
             "greedy_exact": float(np.mean([d == t for d, t in zip(decoded.texts, truth)])),
             "samples": [{"truth": t, "greedy": d} for t, d in zip(truth[:3], decoded.texts[:3])],

@@ -1,0 +1,108 @@
+"""Per-word cross-attention maps: values, layer choice, the global-memory note, PNG figures."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("matplotlib")
+
+from capeval_models.attention_maps import (  # noqa: E402
+    GLOBAL_MEMORY_NOTE,
+    attention_figure,
+    caption_attention_maps,
+    plot_attention_maps,
+)
+from capeval_models.torch_training import ToySplit  # noqa: E402
+from capeval_models.transformer import END, CaptioningTransformer, greedy_decode, word_attention  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return ToySplit(num_images=4, captions_per_image=1, seed=3)
+
+
+def region_model(split, n_layers=2):
+    torch.manual_seed(0)
+    return CaptioningTransformer(len(split.vocab.idx_to_word), split.regions.shape[2], memory="regions",
+                                 grid_shape=split.grid_shape, d_model=32, n_layers=n_layers).eval()
+
+
+def test_word_attention_is_the_head_average_of_the_query_that_produced_each_word(split):
+    model = region_model(split)
+    regions = torch.as_tensor(split.regions)
+    dec = greedy_decode(model, regions)
+    att = word_attention(model, regions, dec.ids)
+    N, L = dec.ids.shape
+    assert att.shape == (N, L, 16)
+    np.testing.assert_allclose(att.sum(-1), 1.0, rtol=1e-5)
+    inp = torch.cat([torch.ones(N, 1, dtype=torch.long), dec.ids[:, :-1]], dim=1)  # <START>, w1, ...
+    _, layers = model(inp, regions, return_attention=True)
+    np.testing.assert_allclose(att, layers[-1].mean(1).detach().numpy(), rtol=1e-6)
+    first = word_attention(model, regions, dec.ids, layer=0)
+    np.testing.assert_allclose(first, layers[0].mean(1).detach().numpy(), rtol=1e-6)
+    assert not np.allclose(first, att)
+    np.testing.assert_allclose(word_attention(model, regions, dec.ids, layer=1), att)
+    with pytest.raises(IndexError):
+        word_attention(model, regions, dec.ids, layer=2)
+
+
+def test_global_memory_attention_is_trivially_one(split, tmp_path):
+    torch.manual_seed(0)
+    model = CaptioningTransformer(len(split.vocab.idx_to_word), split.features.shape[1], d_model=32).eval()
+    feats = torch.as_tensor(split.features)
+    dec = greedy_decode(model, feats)
+    att = word_attention(model, feats, dec.ids)
+    assert att.shape == (4, dec.ids.shape[1], 1) and np.all(att == 1.0)
+    out = caption_attention_maps(model, split.features[0], tmp_path / "g.png", vocab=split.vocab,
+                                 image=split.images[0])
+    assert out["path"].read_bytes()[:8] == PNG_MAGIC
+    fig = attention_figure(["a", "cat"], np.ones((2, 1)))
+    assert GLOBAL_MEMORY_NOTE in fig._suptitle.get_text()
+
+
+def test_figure_has_one_panel_per_word_titled_with_the_word(split, tmp_path):
+    words = ["a", "big", "red", "square"]
+    weights = np.random.default_rng(0).dirichlet(np.ones(16), size=4)
+    fig = attention_figure(words, weights, image=split.images[0], grid_shape=(4, 4), title="t", ncols=3)
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes] == words
+    assert all(len(ax.get_images()) == 2 for ax in axes)  # the image, and the heat map over it
+    heat = axes[1].get_images()[1].get_array()
+    np.testing.assert_allclose(np.asarray(heat), weights[1].reshape(4, 4))
+    assert GLOBAL_MEMORY_NOTE not in fig._suptitle.get_text()
+    bare = attention_figure(words, weights, grid_shape=(4, 4))  # no pixels available: the grid alone
+    assert all(len(ax.get_images()) == 1 for ax in bare.get_axes())
+    path = plot_attention_maps(words, weights, tmp_path / "sub" / "maps.png", image=split.images[0])
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    with pytest.raises(ValueError):
+        attention_figure(words, weights[:3])
+    with pytest.raises(ValueError):
+        attention_figure(words, weights, grid_shape=(3, 5))
+    with pytest.raises(ValueError):
+        attention_figure(words, np.ones((4, 6)) / 6)  # 6 tokens: not square, no grid_shape given
+
+
+def test_caption_attention_maps_end_to_end(split, tmp_path):
+    model = region_model(split, n_layers=1)
+    out = caption_attention_maps(model, split.regions[1], tmp_path / "maps.png", vocab=split.vocab,
+                                 image=split.images[1], beam_size=2, include_end=True)
+    dec_words = out["caption"].split()
+    assert out["words"][: len(dec_words)] == dec_words
+    assert out["weights"].shape == (len(out["words"]), 16)
+    assert out["path"].read_bytes()[:8] == PNG_MAGIC
+    if len(out["words"]) > len(dec_words):
+        assert out["words"][-1] == split.vocab.idx_to_word[END]
+    no_file = caption_attention_maps(model, split.regions[1:2], vocab=split.vocab)
+    assert no_file["path"] is None and no_file["words"] == no_file["caption"].split()  # greedy, no <END>
+    with pytest.raises(ValueError):
+        caption_attention_maps(model, split.regions[:2])

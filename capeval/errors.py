@@ -53,3 +53,7 @@ def format_ids(ids, limit: int = 10) -> str:
     shown = ", ".join(repr(i) for i in ids[:limit])
     more = f" ... and {len(ids) - limit} more" if len(ids) > limit else ""
     return f"[{shown}{more}]"
+
+
+class SpiceUnavailableError(CapevalError, NotImplementedError):
+    """SPICE was asked for: capeval does not compute it (it needs Stanford CoreNLP models fetched at run time)."""

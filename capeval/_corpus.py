@@ -8,11 +8,12 @@ hypothesis (if present) comes first.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from ._ngrams import NgramCounts, TokenizedCorpus, count_ngrams, encode_captions, encode_words
+from ._ngrams import NgramCounts, TokenizedCorpus, count_ngrams, encode_captions, encode_words, segment_starts
 
 # characters str.split() splits on besides " " (tabs, newlines, Unicode spaces...)
 _OTHER_WHITESPACE = [chr(c) for c in range(0x110000) if chr(c).isspace() and c != 0x20]
@@ -49,6 +50,7 @@ class ScoringCorpus:
         self.ref_start = np.zeros(self.n_items + 1, dtype=np.int64)  # refs of item i: ref_start[i]:ref_start[i+1]
         np.cumsum(self.n_refs, out=self.ref_start[1:])
         self._ngrams: dict[int, NgramCounts] = {}
+        self._segments: dict[int, NgramSegments] = {}
 
     @cached_property
     def captions(self) -> list[str]:
@@ -87,3 +89,27 @@ class ScoringCorpus:
         if n not in self._ngrams:
             self._ngrams[n] = count_ngrams(self.tokens, n)
         return self._ngrams[n]
+
+    def segments(self, n: int) -> NgramSegments:
+        """The (n-gram, item) segments of ``ngrams(n)``, shared by BLEU and CIDEr."""
+        if n not in self._segments:
+            grams = self.ngrams(n)
+            item = self.caption_item[grams.caption]
+            start = segment_starts(grams.gram, item)
+            self._segments[n] = NgramSegments(
+                item=item,
+                is_hyp=self.caption_is_hyp[grams.caption],
+                first=np.flatnonzero(start),
+                seg_id=np.cumsum(start) - 1,
+            )
+        return self._segments[n]
+
+
+@dataclass
+class NgramSegments:
+    """Entries of one n-gram within one item form a segment: the hypothesis' entry first, if any."""
+
+    item: np.ndarray  # (E,) item of each entry
+    is_hyp: np.ndarray  # (E,) entry belongs to the hypothesis
+    first: np.ndarray  # (S,) index of each segment's first entry
+    seg_id: np.ndarray  # (E,) segment of each entry

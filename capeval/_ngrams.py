@@ -15,7 +15,7 @@ is what the metrics' segment reductions rely on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, count
 
 import numpy as np
 
@@ -69,8 +69,14 @@ def encode_captions(captions: list[str]) -> TokenizedCorpus:
     if _SENTINEL in "".join(captions):  # a NUL inside a caption: split them one by one
         return encode_words([c.split() for c in captions])
     flat = joined.split()
-    vocab = {w: i for i, w in enumerate(dict.fromkeys(flat))}
-    ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
+    # one C-level pass: each word's id is the position of its first occurrence, made dense below
+    first_seen: dict[str, int] = {}
+    ids = np.fromiter(map(first_seen.setdefault, flat, count()), dtype=np.int64, count=len(flat))
+    firsts = np.flatnonzero(ids == np.arange(len(ids)))
+    dense = np.zeros(len(ids), dtype=np.int64)
+    dense[firsts] = np.arange(len(firsts))
+    ids = dense[ids]
+    vocab = dict(zip(first_seen, range(len(firsts))))  # dicts keep insertion (= first-seen) order
     sentinel = vocab.pop(_SENTINEL, None)
     if sentinel is None:  # a single caption
         bounds = np.zeros(0, dtype=np.int64)
@@ -129,13 +135,19 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
     # number of words from each position to the end of its caption (inclusive)
     remaining = np.repeat(corpus.offsets[1:], lengths) - np.arange(n_pos, dtype=np.int64)
 
+    capacity = int(np.maximum(lengths[None, :] - np.arange(n)[:, None], 0).sum())  # all occurrences
+    gram_out = np.empty(capacity, dtype=np.int64)
+    cap_out = np.empty(capacity, dtype=np.int64)
+    count_out = np.empty(capacity, dtype=np.int64)
+    order_out = np.empty(capacity, dtype=np.int64)
+    filled = 0
     prefix_id = np.zeros(n_pos, dtype=np.int64)  # id of the (k-1)-gram starting at each position
     n_prefix = 1
-    gram_parts, cap_parts, count_parts, order_parts, first_parts = [], [], [], [], []
+    first_parts = []
     order_start = [0]
     for k in range(1, n + 1):
-        starts = np.flatnonzero(remaining >= k)
-        key = prefix_id[starts] * n_words + ids[starts + k - 1]
+        starts = np.arange(n_pos, dtype=np.int64) if k == 1 else np.flatnonzero(remaining >= k)
+        key = ids if k == 1 else prefix_id[starts] * n_words + ids[starts + k - 1]
         if n_prefix * n_words * max(n_pos, 1) < _INT64_LIMIT:
             packed = key * n_pos + starts
             packed.sort()
@@ -143,30 +155,31 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
         else:  # astronomically large corpus: a (slower) stable sort keeps positions ascending per key
             order = np.argsort(key, kind="stable")
             key_sorted, pos_sorted = key[order], starts[order]
-        new_gram = np.empty(len(key_sorted), dtype=bool)
-        new_gram[:1] = True
-        np.not_equal(key_sorted[1:], key_sorted[:-1], out=new_gram[1:])
+        new_gram = segment_starts(key_sorted)
         dense = np.cumsum(new_gram) - 1
         n_k = int(dense[-1]) + 1 if len(dense) else 0
-        prefix_id = np.zeros(n_pos, dtype=np.int64)
-        prefix_id[pos_sorted] = dense
+        if k < n:  # the next order extends these n-grams by one word
+            prefix_id[pos_sorted] = dense
         n_prefix = max(n_k, 1)
 
+        first_parts.append(pos_sorted[new_gram])
         cap_sorted = caption_of_pos[pos_sorted]
-        new_pair = new_gram.copy()
+        new_pair = new_gram  # n-gram starts, extended in place with caption starts
         new_pair[1:] |= cap_sorted[1:] != cap_sorted[:-1]
         pair_idx = np.flatnonzero(new_pair)
-        gram_parts.append(dense[pair_idx] + order_start[-1])
-        cap_parts.append(cap_sorted[pair_idx])
-        count_parts.append(np.diff(np.append(pair_idx, len(key_sorted))))
-        order_parts.append(np.full(len(pair_idx), k - 1, dtype=np.int64))
-        first_parts.append(pos_sorted[new_gram])
+        m = len(pair_idx)
+        end = filled + m
+        np.add(dense[pair_idx], order_start[-1], out=gram_out[filled:end])
+        np.take(cap_sorted, pair_idx, out=cap_out[filled:end])
+        np.subtract(np.append(pair_idx[1:], len(key_sorted)), pair_idx, out=count_out[filled:end])
+        order_out[filled:end] = k - 1
+        filled = end
         order_start.append(order_start[-1] + n_k)
     return NgramCounts(
-        gram=np.concatenate(gram_parts),
-        caption=np.concatenate(cap_parts),
-        count=np.concatenate(count_parts),
-        order=np.concatenate(order_parts),
+        gram=gram_out[:filled],
+        caption=cap_out[:filled],
+        count=count_out[:filled],
+        order=order_out[:filled],
         order_start=np.asarray(order_start, dtype=np.int64),
         first_position=np.concatenate(first_parts),
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from ._corpus import ScoringCorpus
-from ._ngrams import segment_starts
 
 TINY = 1e-15
 SMALL = 1e-9
@@ -31,13 +30,10 @@ def bleu_statistics(corpus: ScoringCorpus, n: int = 4) -> np.ndarray:
     for k in range(n):
         stats[:, 2 + k] = np.maximum(0, hyp_len - k)
 
-    grams = corpus.ngrams(n)
-    item = corpus.caption_item[grams.caption]
-    is_hyp = corpus.caption_is_hyp[grams.caption]
-    seg_first = np.flatnonzero(segment_starts(grams.gram, item))
-    seg_id = np.cumsum(segment_starts(grams.gram, item)) - 1
-    max_ref_count = np.maximum.reduceat(np.where(is_hyp, 0, grams.count), seg_first)
-    clipped = np.minimum(grams.count[is_hyp], max_ref_count[seg_id[is_hyp]])
+    grams, seg = corpus.ngrams(n), corpus.segments(n)
+    item, is_hyp = seg.item, seg.is_hyp
+    max_ref_count = np.maximum.reduceat(np.where(is_hyp, 0, grams.count), seg.first)
+    clipped = np.minimum(grams.count[is_hyp], max_ref_count[seg.seg_id[is_hyp]])
     correct = np.bincount(item[is_hyp] * n + grams.order[is_hyp], weights=clipped, minlength=corpus.n_items * n)
     stats[:, 2 + n :] = correct.reshape(corpus.n_items, n)
     return stats

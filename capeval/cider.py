@@ -29,11 +29,12 @@ __all__ = ["DocumentFrequencies", "cider_scores", "cider_d", "cider", "CiderDRew
 
 def corpus_document_frequencies(corpus: ScoringCorpus, grams: NgramCounts) -> np.ndarray:
     """For each n-gram id, the number of items whose references contain it."""
-    ref = ~corpus.caption_is_hyp[grams.caption]
-    g = grams.gram[ref]
-    item = corpus.caption_item[grams.caption[ref]]
-    first = segment_starts(g, item)
-    return np.bincount(g[first], minlength=grams.n_grams).astype(np.float64)
+    seg = corpus.segments(len(grams.order_start) - 1)
+    # a segment's first reference entry: the segment's first entry, or its second after a hypothesis
+    first_ref = seg.first + seg.is_hyp[seg.first]
+    last = np.append(seg.first[1:], len(seg.seg_id))
+    has_ref = first_ref < last
+    return np.bincount(grams.gram[first_ref[has_ref]], minlength=grams.n_grams).astype(np.float64)
 
 
 def cider_scores(
@@ -59,11 +60,10 @@ def cider_scores(
     norm = norm.reshape(n_captions, n)
 
     # entries of one (n-gram, item) segment: the hypothesis' entry first (if any), then references'
-    item = corpus.caption_item[grams.caption]
-    is_hyp = corpus.caption_is_hyp[grams.caption]
-    seg_id = np.cumsum(segment_starts(grams.gram, item)) - 1
-    hyp_value = np.zeros(seg_id[-1] + 1 if len(seg_id) else 0)
-    has_hyp = np.zeros(len(hyp_value), dtype=bool)
+    seg = corpus.segments(n)
+    is_hyp, seg_id = seg.is_hyp, seg.seg_id
+    hyp_value = np.zeros(len(seg.first))
+    has_hyp = np.zeros(len(seg.first), dtype=bool)
     hyp_value[seg_id[is_hyp]] = value[is_hyp]
     has_hyp[seg_id[is_hyp]] = True
     pair = ~is_hyp & has_hyp[seg_id]  # reference entries sharing an n-gram with their hypothesis

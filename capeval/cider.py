@@ -130,7 +130,6 @@ def _ngram_occurrences(ids: np.ndarray, offsets: np.ndarray, n: int, base: int):
     key = np.zeros(len(ids), dtype=np.int64)
     for k in range(n):
         starts = np.flatnonzero(remaining > k)
-        key = key[: len(ids)]
         key[starts] = key[starts] * base + ids[starts + k] + 1
         caps.append(caption_of_pos[starts])
         keys.append(key[starts].copy())

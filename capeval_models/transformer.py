@@ -190,6 +190,8 @@ class MultiHeadAttention(nn.Module):
     concatenated and projected. `mask` (T, S) is boolean, True where attention is allowed; blocked scores
     are filled with -inf before the softmax. Returns (output (N, T, E), weights (N, H, T, S)); the weights
     are the softmax probabilities before any dropout.
+    forward = keys_values (project the source) then attend (project the queries, mix); incremental decoding
+    calls the two halves separately to reuse keys and values across steps.
     """
 
     def __init__(self, d_model: int, n_heads: int, attn_dropout: float, drophead: float, use_drophead: bool):
@@ -203,13 +205,17 @@ class MultiHeadAttention(nn.Module):
         self.attn_drop = nn.Dropout(0.0 if use_drophead else attn_dropout)
         self.drophead = DropHead(drophead if use_drophead else 0.0)
 
-    def forward(self, x, source, mask: torch.Tensor | None = None):
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        N, L, E = t.shape
+        return t.view(N, L, self.n_heads, E // self.n_heads).transpose(1, 2)  # (N, H, L, Dh)
+
+    def keys_values(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._heads(self.key(source)), self._heads(self.value(source))  # 2 x (N, H, S, Dh)
+
+    def attend(self, x, k, v, mask: torch.Tensor | None = None):
         N, T, E = x.shape
-        S = source.shape[1]
-        H, Dh = self.n_heads, E // self.n_heads
-        q = self.query(x).view(N, T, H, Dh).transpose(1, 2)  # (N, H, T, Dh)
-        k = self.key(source).view(N, S, H, Dh).transpose(1, 2)  # (N, H, S, Dh)
-        v = self.value(source).view(N, S, H, Dh).transpose(1, 2)  # (N, H, S, Dh)
+        Dh = E // self.n_heads
+        q = self._heads(self.query(x))  # (N, H, T, Dh)
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(Dh)  # (N, H, T, S)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
@@ -218,6 +224,9 @@ class MultiHeadAttention(nn.Module):
         y = self.drophead(y)  # whole heads dropped per example (identity unless use_drophead)
         y = y.transpose(1, 2).reshape(N, T, E)  # (N, T, E) heads side by side
         return self.proj(y), weights
+
+    def forward(self, x, source, mask: torch.Tensor | None = None):
+        return self.attend(x, *self.keys_values(source), mask)
 
 
 def causal_mask(T: int, device=None) -> torch.Tensor:
@@ -263,6 +272,21 @@ class DecoderLayer(nn.Module):
         x = x + self.drop(c)
         x = x + self.drop(self.ffn(self.norm3(x)))
         return x, cross_weights
+
+    def step(self, x, cache: dict):
+        """Incremental decoding (evaluation only): x (N, 1, E) is the newest position. cache["self"] holds
+        the self-attention keys/values of the earlier positions (grown here), cache["cross"] the memory's."""
+        h = self.norm1(x)
+        k, v = self.self_attn.keys_values(h)  # (N, H, 1, Dh)
+        if cache["self"] is not None:
+            k = torch.cat([cache["self"][0], k], dim=2)  # (N, H, t+1, Dh)
+            v = torch.cat([cache["self"][1], v], dim=2)
+        cache["self"] = (k, v)
+        a, _ = self.self_attn.attend(h, k, v)  # the newest position sees all positions so far: no mask
+        x = x + a
+        c, _ = self.cross_attn.attend(self.norm2(x), *cache["cross"])
+        x = x + c
+        return x + self.ffn(self.norm3(x))
 
 
 class CaptioningTransformer(nn.Module):
@@ -343,6 +367,31 @@ class CaptioningTransformer(nn.Module):
     def forward(self, captions_in, image, return_attention: bool = False):
         return self.decode(captions_in, self.encode(image), return_attention)
 
+    def start_cache(self, memory: torch.Tensor) -> list[dict]:
+        """Decoding state, one dict per layer: the memory's cross-attention keys/values (computed once) and
+        the self-attention keys/values of the positions decoded so far (none yet)."""
+        return [{"cross": layer.cross_attn.keys_values(memory), "self": None, "length": 0} for layer in self.layers]
+
+    def step(self, tokens: torch.Tensor, cache: list[dict]) -> torch.Tensor:
+        """Feed one token per sequence, tokens (N,), at the next position; returns next-token logits (N, V).
+        Equals decode() on the whole prefix (last position), in O(t) instead of O(t^2). Evaluation only."""
+        t = cache[0]["length"]
+        if t >= self.pos.pe.shape[0]:
+            raise ValueError(f"cannot decode beyond max_length={self.pos.pe.shape[0]}")
+        x = self.embed(tokens)[:, None, :] + self.pos.pe[t]  # (N, 1, E)
+        for layer, c in zip(self.layers, cache):
+            x = layer.step(x, c)
+            c["length"] = t + 1
+        return self.head(self.norm(x[:, 0]))  # (N, V)
+
+    @staticmethod
+    def reorder_cache(cache: list[dict], index: torch.Tensor) -> None:
+        """Beam search: row i of the state becomes row index[i]. The cross-attention keys/values stay: beams
+        of one image share the same memory, and a beam only ever continues a beam of its own image."""
+        for c in cache:
+            if c["self"] is not None:
+                c["self"] = (c["self"][0][index], c["self"][1][index])
+
     def loss(self, captions: torch.Tensor, image: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         """Teacher forcing: read captions[:, :-1], predict captions[:, 1:]; <NULL> targets are ignored.
         Mean cross-entropy per non-<NULL> target token."""
@@ -401,11 +450,10 @@ def _length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:
     return ((5.0 + length.float()) / 6.0) ** alpha
 
 
-def _next_logprobs(model, seqs, memory) -> tuple[torch.Tensor, torch.Tensor]:
+def _next_logprobs(model, tokens, cache) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, V) log-probabilities of the next token, and the same with -inf where a token can never be
     generated (<NULL>, <START>)."""
-    logits = model.decode(seqs, memory)[:, -1].float()  # (N, V)
-    logp = F.log_softmax(logits, dim=-1)
+    logp = F.log_softmax(model.step(tokens, cache).float(), dim=-1)  # (N, V)
     blocked = torch.full_like(logp, 0.0)
     blocked[:, NULL] = float("-inf")
     blocked[:, START] = float("-inf")
@@ -448,11 +496,12 @@ def greedy_decode(model: CaptioningTransformer, image, *, max_length: int | None
         image = _as_image(model, image)
         memory = model.encode(image)  # (N, S, E)
         N = memory.shape[0]
+        cache = model.start_cache(memory)
         seqs = torch.full((N, 1), START, dtype=torch.long, device=memory.device)
         logprob = torch.zeros(N, device=memory.device)
         done = torch.zeros(N, dtype=torch.bool, device=memory.device)
         for _ in range(L):
-            logp, allowed = _next_logprobs(model, seqs, memory)
+            logp, allowed = _next_logprobs(model, seqs[:, -1], cache)
             tok = allowed.argmax(dim=-1)  # (N,)
             tok = torch.where(done, torch.full_like(tok, NULL), tok)
             logprob += torch.where(done, torch.zeros_like(logprob), logp.gather(1, tok[:, None]).squeeze(1))
@@ -488,6 +537,7 @@ def beam_search(model: CaptioningTransformer, image, *, beam_size: int = 3, leng
         memory = model.encode(image)  # (N, S, E)
         N, B, dev = memory.shape[0], beam_size, memory.device
         memory = memory.repeat_interleave(B, dim=0)  # (N*B, S, E)
+        cache = model.start_cache(memory)
         seqs = torch.full((N * B, 1), START, dtype=torch.long, device=dev)
         logprob = torch.zeros(N, B, device=dev)
         logprob[:, 1:] = float("-inf")  # start from one beam so the first step picks B distinct tokens
@@ -495,7 +545,7 @@ def beam_search(model: CaptioningTransformer, image, *, beam_size: int = 3, leng
         finished = torch.zeros(N, B, dtype=torch.bool, device=dev)
         offsets = (torch.arange(N, device=dev) * B)[:, None]  # (N, 1)
         for _ in range(L):
-            _, allowed = _next_logprobs(model, seqs, memory)
+            _, allowed = _next_logprobs(model, seqs[:, -1], cache)
             V = allowed.shape[-1]
             allowed = allowed.view(N, B, V)
             # a finished hypothesis continues only with <NULL>, at no cost
@@ -510,7 +560,9 @@ def beam_search(model: CaptioningTransformer, image, *, beam_size: int = 3, leng
             logprob = cand.view(N, B * V).gather(1, top)
             length = cand_len.gather(1, src)
             finished = finished.gather(1, src) | (tok == END)
-            seqs = torch.cat([seqs[(offsets + src).view(-1)], tok.view(-1, 1)], dim=1)
+            rows = (offsets + src).view(-1)  # (N*B,) the hypothesis each new beam continues
+            seqs = torch.cat([seqs[rows], tok.view(-1, 1)], dim=1)
+            model.reorder_cache(cache, rows)
             if finished.all():
                 break
         score = logprob / _length_penalty(length, length_penalty)  # (N, B)

@@ -147,6 +147,28 @@ def test_causal_mask_future_tokens_do_not_change_earlier_outputs():
                              [True, True, True, False], [True, True, True, True]]
 
 
+def test_incremental_decoding_equals_the_full_forward_pass():
+    torch.manual_seed(4)
+    for model, image in ((small().eval(), torch.randn(3, 16)),
+                         (small(memory="regions", feature_dim=5, grid_shape=(2, 2)).eval(), torch.randn(3, 4, 5))):
+        caps = torch.randint(3, 30, (3, 17))
+        full = model(caps, image)  # (N, T, V)
+        cache = model.start_cache(model.encode(image))
+        with torch.no_grad():
+            steps = torch.stack([model.step(caps[:, t], cache) for t in range(17)], dim=1)
+        torch.testing.assert_close(steps, full, rtol=1e-5, atol=1e-5)
+        model.step(caps[:, 0], cache)  # position 17, the last of max_length=18
+        with pytest.raises(ValueError):
+            model.step(caps[:, 0], cache)  # position 18 does not exist
+        # beams of one image: the self-attention state follows its source row (the memory is shared)
+        one = image[:1].expand(3, *image.shape[1:])
+        full = model(caps, one)
+        cache = model.start_cache(model.encode(one))
+        model.step(caps[:, 0], cache)
+        model.reorder_cache(cache, torch.tensor([2, 2, 0]))
+        torch.testing.assert_close(model.step(caps[[2, 2, 0], 1], cache), full[[2, 2, 0], 1], rtol=1e-5, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------- by hand
 
 

@@ -174,7 +174,8 @@ def _parse_json(path: Path, text: str, where: str = ""):
         if where:
             raise FormatError(f"{path}{where}: invalid JSON ({exc.msg}, column {exc.colno})") from None
         hint = ""
-        if exc.pos >= len(text.rstrip()) - 1:
+        runs_to_end = exc.msg.startswith("Unterminated string") and '"' not in text[exc.pos + 1 :]
+        if exc.pos >= len(text.rstrip()) - 1 or runs_to_end:
             hint = "; the file ends too early: is it truncated?"
         elif exc.msg.startswith("Extra data"):
             hint = "; several JSON values: is it JSON lines (format 'jsonl')?"
@@ -258,7 +259,8 @@ class _IdRegistry:
             return
         shown = "; ".join(f"{k!r} at {', '.join(v[:3])}{' ...' if len(v) > 3 else ''}" for k, v in list(self.dups.values())[:_MAX_SHOWN])
         more = f" ... and {len(self.dups) - _MAX_SHOWN} more" if len(self.dups) > _MAX_SHOWN else ""
-        raise DuplicateIdError(f"{self.path}: {len(self.dups)} {what}s appear more than once ({shown}{more}); one entry per image is expected")
+        count = f"{len(self.dups)} {what}s appear" if len(self.dups) > 1 else f"{what} {next(iter(self.dups.values()))[0]!r} appears"
+        raise DuplicateIdError(f"{self.path}: {count} more than once ({shown}{more}); one entry per image is expected")
 
 
 def _category(value, path: Path, where: str):

@@ -114,7 +114,7 @@ class CaptioningRNN:
         else:
             h, cache_rec = L.lstm_forward(x, h0, p["Wx"], p["Wh"], p["b"])
         # Score the vocabulary only where the target is not <NULL>: the other steps add nothing to the loss
-        # and get zero gradient, and skipping them saves about a third of the largest matrix products on
+        # and get zero gradient, and skipping them saves a quarter or more of the largest matrix products on
         # COCO-length captions. The kept (N, T) positions are packed into one sequence of length M.
         N, T = mask.shape
         keep = np.flatnonzero(mask)

@@ -41,6 +41,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from capeval._io import atomic_write, atomic_write_text
+from capeval.errors import CapevalError
 
 from .optim import Optimizer
 
@@ -60,7 +61,7 @@ CHECKPOINT_FORMAT = "capeval_models.checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(CapevalError, RuntimeError):
     """A checkpoint that is missing, malformed, does not match its data file, or does not fit the model."""
 
 

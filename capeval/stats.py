@@ -442,21 +442,25 @@ def approximate_randomization(
     observed = np.abs(observed_a - observed_b)
     rng = np.random.default_rng(seed)
     extreme = np.zeros(len(keys), dtype=np.int64)
-    total = np.float64(n_items)
     for step in _chunks(n_trials, n_items):
         packed = np.frombuffer(rng.bytes(step * ((n_items + 7) // 8)), dtype=np.uint8).reshape(step, -1)
         swaps = np.unpackbits(packed, axis=1, count=n_items).astype(np.float64)  # fair coins, 8 per byte
-        weight = np.full(step, total)
-        values = []
-        for block_a, block_b in zip(blocks_a, blocks_b):
-            shift = swaps @ (block_b.data - block_a.data)
-            swapped_a = block_a.scores(block_a.data.sum(axis=0) + shift, weight)
-            swapped_b = block_b.scores(block_b.data.sum(axis=0) - shift, weight)
-            values.append(swapped_a - swapped_b)
-        extreme += (np.abs(np.concatenate(values, axis=1)) >= observed - 1e-12).sum(axis=0)
+        extreme += (np.abs(_swapped_differences(blocks_a, blocks_b, swaps)) >= observed - 1e-12).sum(axis=0)
     p_values = (1.0 + extreme) / (1.0 + n_trials)
     table = _comparison_table(keys, observed_a, observed_b, p_values)
     return Comparison("approximate_randomization", table, n_items, n_trials, seed, alpha, skipped)
+
+
+def _swapped_differences(blocks_a, blocks_b, swaps: np.ndarray) -> np.ndarray:
+    """score(A') - score(B') for each row of ``swaps`` (T, N): 1 where the two outputs trade places."""
+    weight = np.full(len(swaps), np.float64(swaps.shape[1]))
+    values = []
+    for block_a, block_b in zip(blocks_a, blocks_b):
+        shift = swaps @ (block_b.data - block_a.data)
+        swapped_a = block_a.scores(block_a.data.sum(axis=0) + shift, weight)
+        swapped_b = block_b.scores(block_b.data.sum(axis=0) - shift, weight)
+        values.append(swapped_a - swapped_b)
+    return np.concatenate(values, axis=1)
 
 
 def compare(result_a, result_b, method: str = "paired_bootstrap", **kwargs) -> Comparison:

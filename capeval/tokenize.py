@@ -1,19 +1,31 @@
-"""Caption tokenization: `ptb` (pure Python), `corenlp` (the Stanford jar in pycocoevalcap), `none`.
+"""Caption tokenization: ``ptb`` (pure Python), ``corenlp`` (the Stanford jar in pycocoevalcap), ``none``.
 
-INTERIM: until the pure-Python PTB tokenizer lands, `ptb` falls back to `corenlp`.
+``ptb`` reproduces, token for token and without Java, what pycocoevalcap's ``PTBTokenizer`` produces:
+Stanford CoreNLP 3.4.1 ``PTBTokenizer -preserveLines -lowerCase``, then the punctuation tokens in
+:data:`PUNCTUATIONS` are dropped (lower-casing happens first, so ``-lrb-`` and friends survive).
+
+One call is one "document", exactly as pycocoevalcap hands the jar one file: caption ``i`` is followed by
+a line break and caption ``i + 1``, and the last caption ends the file.  The jar's lexer can look a few
+characters past a line break (a caption ending in a one-letter abbreviation such as ``"grade A."`` keeps
+``a.`` unless the next caption starts with ``The``, ``It``, ...), so to get pycocoevalcap's tokens
+byte for byte pass the captions in the order pycocoevalcap joins them (``refs`` and ``preds`` in separate
+calls, each in dict order).  See ``docs/tokenizer.md`` for the few documented divergences (line
+separators other than ``\\n`` inside a caption: the jar splits the caption and misaligns every later
+caption; capeval keeps each caption whole).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import TokenizerError
+from .errors import InvalidCaptionError, TokenizerError
 
 # pycocoevalcap drops these tokens after PTB tokenization (lowercasing happens first, so -lrb- survives).
 PUNCTUATIONS = frozenset(
@@ -21,6 +33,192 @@ PUNCTUATIONS = frozenset(
 )
 TOKENIZERS = ("ptb", "corenlp", "none")
 CORENLP_JAR_NAME = "stanford-corenlp-3.4.1.jar"
+
+# Characters the jar treats as line breaks (with -preserveLines each one ends an output line).
+# pycocoevalcap only replaces "\n" inside captions; the others split a caption in two.
+LINE_SEPARATORS = "\r\x0b\x0c\x85\u2028\u2029"
+_SEPARATOR_RE = re.compile("[\r\x0b\x0c\x85\u2028\u2029]")
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, (str, bytes)):
+        raise InvalidCaptionError("tokenize() takes a sequence of captions, not a single string")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise InvalidCaptionError(f"caption {i} is not a string: {t!r} ({type(t).__name__})")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Post-processing shared by both backends: pycocoevalcap's punctuation removal on one output line
+# --------------------------------------------------------------------------------------------------
+
+
+def _clean_line(line: str) -> str:
+    """What pycocoevalcap does with one line of jar output."""
+    return " ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS)
+
+
+# --------------------------------------------------------------------------------------------------
+# ptb: the pure-Python lexer
+# --------------------------------------------------------------------------------------------------
+
+_ASSIMILATIONS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])
+# A caption made of ASCII letters and single spaces: tokens are its words (lower-cased), except the
+# assimilations above.  Anything else (including a final period) goes through the lexer.
+_SIMPLE = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*\Z")
+# Captions whose tokens can depend on the *next* caption (the lexer's trailing context crosses the line
+# break): a one-letter acronym ("A.") followed only by spaces/line breaks, or an ABBREV3 word ("fig.",
+# "No.", ...) ending the caption (a digit at the start of the next caption keeps its period).
+_SPACE_NL = " \t\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u3000" + LINE_SEPARATORS
+_CONTEXT_TAIL = re.compile(
+    "(?:[A-Za-z]\\.[" + _SPACE_NL + "]*"
+    "|(?:[cC][aA]|[fF][iIıİ][gG][sSſ]?|[pP][rR][oO][pP]|[nN][oO][sSſ]?|[aA][rR][tT]|[pP][pP]|[oO][pP])\\.)\\Z"
+)
+
+
+class _PTB:
+    """Pure-Python PTB tokenization with a per-caption cache (captions repeat a lot in caption data)."""
+
+    def __init__(self):
+        from . import _ptb_lexer
+
+        self.lexer = _ptb_lexer
+        self.cache: dict[str, str] = {}
+
+    # ---- one caption -----------------------------------------------------------------------------
+    def caption(self, text: str, follow: str | None) -> str:
+        """Tokens of ``text`` (already free of "\\n") followed by ``"\\n" + follow``, or by the end of the
+        file when ``follow`` is None, as one space-joined string (punctuation removed)."""
+        L = self.lexer
+        buf = text if follow is None else text + "\n" + follow
+        u = L.to_utf16_units(buf)
+        stop = len(u) if follow is None else len(L.to_utf16_units(text))
+        tokens = L.lex(u, L.class_string(u), stop)
+        lines: list[list[str]] = [[]]
+        for tok in tokens:
+            if tok == L.NL_TOKEN:
+                lines.append([])
+            else:
+                lines[-1].append(_lower(tok))
+        parts = []
+        for toks in lines:
+            if toks and toks[-1][-1].isspace():
+                cleaned = _clean_line(" ".join(toks))  # pycocoevalcap's rstrip() eats the trailing space
+            else:
+                cleaned = " ".join([t for t in toks if t not in PUNCTUATIONS])
+            if cleaned:
+                parts.append(cleaned)
+        return " ".join(parts)
+
+    # ---- a document ------------------------------------------------------------------------------
+    def __call__(self, texts: list[str]) -> list[str]:
+        n = len(texts)
+        out: list[str] = [""] * n
+        cache = self.cache
+        simple = _SIMPLE.match
+        for i, t in enumerate(texts):
+            if "\n" in t:
+                t = t.replace("\n", " ")
+            r = cache.get(t)
+            if r is None or i == n - 1:
+                if i == n - 1:
+                    r = self.caption(t, None)  # the end of the file is a context of its own: no caching
+                elif simple(t):
+                    words = t.lower().split(" ")
+                    if _ASSIMILATIONS.isdisjoint(words):
+                        r = t.lower()
+                    else:
+                        r = self.caption(t, "")
+                    cache[t] = r
+                elif _CONTEXT_TAIL.search(t):
+                    r = self.caption(t, _following(texts, i))
+                else:
+                    r = self.caption(t, "")
+                    cache[t] = r
+            out[i] = r
+        return out
+
+
+def _following(texts: list[str], i: int) -> str | None:
+    """The text after caption ``i``'s line break, as far as the lexer can look: up to and including the
+    first caption with a non-blank character, plus its line break (None at the end of the file)."""
+    parts = []
+    j = i + 1
+    n = len(texts)
+    while j < n:
+        t = texts[j].replace("\n", " ")
+        parts.append(t)
+        if t.strip(_SPACE_NL):
+            break
+        j += 1
+    text = "\n".join(parts)
+    if j < n - 1:
+        text += "\n"
+    return text
+
+
+_SIGMA = "\u03a3"
+
+
+def _lower(tok: str) -> str:
+    """Java's ``String.toLowerCase(Locale.ENGLISH)``."""
+    if tok.isascii():
+        return tok.lower()
+    from ._ptb_lexer import from_utf16_units
+
+    tok = from_utf16_units(tok)
+    if _SIGMA in tok:
+        return _java_lower_sigma(tok)
+    return tok.lower()
+
+
+def _java_lower_sigma(tok: str) -> str:
+    from ._java_case import java_lower
+
+    return java_lower(tok)
+
+
+_PTB_INSTANCE: _PTB | None = None
+
+
+def ptb_tokenize(texts: Sequence[str]) -> list[str]:
+    """The pure-Python tokenizer (see module docstring)."""
+    global _PTB_INSTANCE
+    texts = _check_texts(texts)
+    if _PTB_INSTANCE is None:
+        _PTB_INSTANCE = _PTB()
+    try:
+        return _PTB_INSTANCE(texts)
+    finally:
+        if len(_PTB_INSTANCE.cache) > 1_000_000:
+            _PTB_INSTANCE.cache.clear()
+
+
+def ptb_line_counts(texts: Sequence[str]) -> list[int]:
+    """How many output lines the jar writes for each caption (1 unless it holds a line separator)."""
+    from . import _ptb_lexer as L
+
+    counts = []
+    for t in texts:
+        t = t.replace("\n", " ")
+        if not _SEPARATOR_RE.search(t):
+            counts.append(1)
+            continue
+        u = L.to_utf16_units(t)
+        counts.append(1 + L.lex(u, L.class_string(u), len(u)).count(L.NL_TOKEN))
+    return counts
+
+
+# --------------------------------------------------------------------------------------------------
+# corenlp: drive the jar shipped with pycocoevalcap
+# --------------------------------------------------------------------------------------------------
 
 
 def find_corenlp_jar() -> Path:
@@ -33,33 +231,82 @@ def find_corenlp_jar() -> Path:
     return jar
 
 
-def corenlp_tokenize(texts: Sequence[str], java: str | None = None) -> list[str]:
-    """Tokenize with the CoreNLP 3.4.1 jar exactly as pycocoevalcap's PTBTokenizer does."""
+def corenlp_raw_lines(texts: Sequence[str], java: str | None = None) -> list[str]:
+    """Run the jar exactly as pycocoevalcap does (same command, same input bytes, but in a private temp
+    directory) and return its raw output lines (lower-cased tokens, punctuation kept)."""
     java = java or shutil.which("java")
     if not java:
         raise TokenizerError("the corenlp tokenizer needs a Java runtime on PATH")
     jar = find_corenlp_jar()
-    texts = [t.replace("\n", " ") for t in texts]
+    text = "\n".join(t.replace("\n", " ") for t in texts)
     with tempfile.TemporaryDirectory(prefix="capeval-corenlp-") as tmp:
         src = os.path.join(tmp, "captions.txt")
-        with open(src, "w", encoding="utf-8") as fh:
-            fh.write("\n".join(texts))
+        with open(src, "wb") as fh:
+            fh.write(text.encode("utf-8", "surrogatepass"))
         cmd = [java, "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase", src]
         proc = subprocess.run(cmd, capture_output=True, cwd=tmp)
     if proc.returncode != 0:
         raise TokenizerError(f"CoreNLP PTBTokenizer failed: {proc.stderr.decode(errors='replace')[-500:]}")
-    lines = proc.stdout.decode("utf-8").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if len(lines) != len(texts):
-        raise TokenizerError(f"CoreNLP returned {len(lines)} lines for {len(texts)} captions")
-    return [" ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS) for line in lines]
+    return proc.stdout.decode("utf-8", errors="replace").split("\n")
+
+
+def corenlp_tokenize(texts: Sequence[str], java: str | None = None) -> list[str]:
+    """Tokenize with the CoreNLP 3.4.1 jar as pycocoevalcap's PTBTokenizer does, keeping every caption
+    aligned: a caption holding a line separator other than "\\n" (which the jar turns into extra output
+    lines) gets all of its lines back, joined."""
+    texts = _check_texts(texts)
+    if not texts:
+        return []
+    lines = corenlp_raw_lines(texts, java)
+    counts = ptb_line_counts(texts)
+    if len(lines) != sum(counts):
+        bad = _first_misaligned(texts, lines, counts)
+        raise TokenizerError(
+            f"CoreNLP returned {len(lines)} lines for {len(texts)} captions (expected {sum(counts)}); "
+            f"output first goes out of step at caption {bad}: {texts[bad]!r}"
+        )
+    out = []
+    pos = 0
+    for c in counts:
+        parts = [p for p in (_clean_line(line) for line in lines[pos : pos + c]) if p]
+        out.append(" ".join(parts))
+        pos += c
+    return out
+
+
+def _first_misaligned(texts: list[str], lines: list[str], counts: list[int]) -> int:
+    """Index of the first caption whose jar output does not match the pure-Python prediction."""
+    expected = ptb_tokenize(texts)
+    pos = 0
+    for i, c in enumerate(counts):
+        got = " ".join(p for p in (_clean_line(line) for line in lines[pos : pos + c]) if p)
+        if got != expected[i]:
+            return i
+        pos += c
+    return len(texts) - 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------------------
 
 
 def tokenize(texts: Sequence[str], tokenizer: str = "ptb") -> list[str]:
-    """Tokenize captions; returns one space-joined token string per input, in order."""
-    if tokenizer == "none":
-        return list(texts)
-    if tokenizer in ("ptb", "corenlp"):
+    """Tokenize captions; returns one space-joined token string per input, in order.
+
+    ``ptb`` (default): pure Python, identical to pycocoevalcap's tokens.  ``corenlp``: the Stanford jar
+    of an installed pycocoevalcap (needs Java).  ``none``: the captions are already tokenized (tokens
+    separated by spaces); they are returned unchanged.
+    """
+    if tokenizer == "ptb":
+        return ptb_tokenize(texts)
+    if tokenizer == "corenlp":
         return corenlp_tokenize(texts)
+    if tokenizer == "none":
+        return _check_texts(texts)
     raise ValueError(f"unknown tokenizer {tokenizer!r}; expected one of {TOKENIZERS}")
+
+
+def tokenize_lists(texts: Sequence[str], tokenizer: str = "ptb") -> list[list[str]]:
+    """Like :func:`tokenize`, but one list of tokens per caption."""
+    return [s.split(" ") if s else [] for s in tokenize(texts, tokenizer)]

@@ -131,18 +131,26 @@ class Bleu:
 
 
 class Meteor:
-    """METEOR 1.5 (``-l en -norm``) through capeval.meteor: ``(score, [per image])``."""
+    """METEOR 1.5 (``-l en -norm``) through capeval.meteor: ``(score, [per image])``.
+
+    Like pycocoevalcap's, it finds Java and the jar when constructed (raising
+    :class:`~capeval.errors.MeteorUnavailableError` if either is missing) and keeps its JVMs for
+    later calls. ``options``: :class:`capeval.meteor.Meteor`'s (``workers``, ``heap``, ...).
+    """
 
     def __init__(self, **options):
-        import importlib.util
-
-        if importlib.util.find_spec("capeval.meteor") is None:
-            raise MeteorUnavailableError("capeval.meteor is not part of this installation")
-        self._options = options
+        try:
+            from .meteor import Meteor as MeteorPool
+        except ImportError as exc:
+            raise MeteorUnavailableError(f"capeval.meteor is not available: {exc}") from None
+        self._pool = MeteorPool(**options)
 
     def compute_score(self, gts, res):
-        result = _evaluate(gts, res, ["meteor"], meteor_options=self._options or None)
+        result = _evaluate(gts, res, ["meteor"], meteor_options={"scorer": self._pool})
         return float(result.scores["METEOR"]), [float(x) for x in result.per_item["METEOR"]]
+
+    def close(self) -> None:
+        self._pool.close()
 
     def method(self) -> str:
         return "METEOR"

@@ -1,20 +1,22 @@
 """A fixed, deterministic image feature extractor (no training, no downloads).
 
-For each image it computes hand-made statistics on a ``grid`` of regions (default 4x4):
+For each image it computes hand-made statistics on a ``grid`` of regions (default 4x4 on 64x64 images):
 
 * foreground: pixels that differ from the background colour (the median of the image border), as a soft
   mask; its share of the region and its occupancy on a 4x4 sub-grid of the region (size, silhouette);
-* colour: a 12-bin hue histogram weighted by saturation and foreground, and the mean foreground RGB;
+* colour: hue histograms (12 and 6 bins) weighted by saturation x foreground, the mean foreground RGB and
+  two opponent-colour sums;
 * shape: 8-bin histograms of edge orientations (gradients of the foreground mask, so they do not depend
   on the colour) over the region and over each of its 2x2 sub-cells;
 * position: a one-hot row and column of the region.
 
-Region vectors are these statistics standardized and sent through a fixed random projection to
-``region_dim`` (default 128). The global vector (default 512-d, like the CS231n assignment's PCA'd VGG
-features) is a compact 28-d summary per region kept in grid order (so position survives), plus the mean and
-max over regions and a whole-image orientation histogram, standardized and rotated by a fixed random
-orthogonal matrix. The standardization constants are measured once (per process) on a fixed calibration set
-of embedded-dataset images drawn from a constant seed, so the output depends only on the input pixels.
+Region vectors (80 statistics each) are standardized and sent through a fixed random projection with
+orthonormal rows to ``region_dim`` (default 128; lossless). The global vector (default 512-d, like the
+CS231n assignment's PCA'd VGG features) concatenates a compact 32-d summary of every region in grid order
+(6-bin hue, 8-bin orientation, 4x4 occupancy, 2 opponent colours), so colour, shape, size and position all
+survive, standardized and rotated by a fixed random orthogonal matrix. The standardization constants are
+measured once per process on a fixed calibration set of embedded-dataset images drawn from a constant seed,
+so the output depends only on the input pixels.
 """
 
 from __future__ import annotations

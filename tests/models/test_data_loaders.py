@@ -12,7 +12,6 @@ import pytest
 from capeval.errors import FormatError
 from capeval_models.data import (
     END_ID,
-    NULL_ID,
     SPECIAL_TOKENS,
     START_ID,
     DataFormatError,

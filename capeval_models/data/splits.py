@@ -114,6 +114,13 @@ class CaptionSplit:
     def region_dim(self) -> int | None:
         return None if self.regions is None else int(self.regions.shape[2])
 
+    def __len__(self) -> int:
+        """The number of captions (the training loop's epoch length), like CS231n's ``data['train_captions']``."""
+        return self.num_captions
+
+    def __bool__(self) -> bool:  # a split without captions is still a split
+        return True
+
     @property
     def has_captions(self) -> bool:
         return self.captions.shape[0] > 0

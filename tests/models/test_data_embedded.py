@@ -112,6 +112,7 @@ def test_split_layout(splits):
         assert sp.grid_shape == (4, 4)
         assert np.isfinite(sp.features).all() and np.isfinite(sp.regions).all()
         assert sp.captions.shape == (5 * n, 18) and sp.captions.dtype == np.int32
+        assert len(sp) == sp.num_captions == 5 * n and sp.max_length == 18
         assert np.bincount(sp.image_idxs, minlength=n).tolist() == [5] * n
         assert (sp.captions[:, 0] == START_ID).all()
         assert ((sp.captions == END_ID).sum(axis=1) == 1).all()

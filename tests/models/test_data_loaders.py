@@ -299,6 +299,7 @@ def test_coco_test_file_without_captions(tmp_path):
     ann, feats = write_coco(tmp_path, with_annotations=False)
     sp = load_coco_annotations(ann, feats)
     assert sp.captions.shape == (0, 18) and sp.references is None and not sp.has_captions
+    assert len(sp) == 0 and bool(sp)
     with pytest.raises(ValueError, match="no captions"):
         sp.sample_minibatch(2, rng=0)
     with pytest.raises(ValueError, match="no references"):

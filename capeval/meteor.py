@@ -528,14 +528,9 @@ class _Jvm:
             except (OSError, ValueError):
                 pass
 
-    def close(self, timeout: float = 5.0) -> None:
-        """End of input makes Meteor's loop return; kill it if it does not exit in time."""
+    def end_input(self) -> None:
+        """Close stdin (after pending writes): Meteor's loop returns and the JVM exits."""
         self._writes.put(None)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        self.kill()
 
 
 def _parse_stats(line: str) -> list[float]:
@@ -612,6 +607,32 @@ class _Batch:
         self.abort = threading.Event()
         self.failures: list[str] = []
         self.fatal: BaseException | None = None
+        self._cond = threading.Condition()
+        self._in_flight = 0
+
+    def pending(self) -> bool:
+        """Work is left: chunks queued, or being scored by a worker that may yet hand one back."""
+        with self._cond:
+            return not self.abort.is_set() and (bool(self.chunks) or self._in_flight > 0)
+
+    def take(self) -> tuple[int, int] | None:
+        """The next chunk; waits while others are in flight (one may come back); None when all is done."""
+        with self._cond:
+            while not self.abort.is_set():
+                if self.chunks:
+                    self._in_flight += 1
+                    return self.chunks.popleft()
+                if not self._in_flight:
+                    return None
+                self._cond.wait(0.5)
+            return None
+
+    def finish(self, chunk: tuple[int, int], ok: bool) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            if not ok:
+                self.chunks.appendleft(chunk)
+            self._cond.notify_all()
 
 
 class Meteor:
@@ -687,8 +708,7 @@ class Meteor:
         with self._pool_lock:
             jvms = [j for j in self._jvms if j is not None]
             self._jvms[:] = [None] * len(self._jvms)
-        for j in jvms:
-            j.close()
+        _close_all(jvms)
         self._finalizer.detach()
 
     @property
@@ -881,22 +901,23 @@ class Meteor:
         may take it) and the JVM restarted, at most ``max_restarts`` times."""
         restarts = 0
         try:
-            while batch.chunks and not batch.abort.is_set():
+            while batch.pending():
                 if self._closed:
                     raise MeteorError("this Meteor pool is closed")
                 jvm = None
                 try:
-                    jvm = self._ready(slot)  # holds no chunk while a JVM starts
-                    try:
-                        a, b = batch.chunks.popleft()
-                    except IndexError:
+                    jvm = self._spawn(slot)
+                    jvm.wait_ready(self.startup_timeout)  # holds no chunk while a JVM starts
+                    chunk = batch.take()
+                    if chunk is None:
                         return
                     try:
-                        self._run_chunk(jvm, batch, a, b)
+                        self._run_chunk(jvm, batch, *chunk)
                     except BaseException:
-                        batch.chunks.appendleft((a, b))
+                        batch.finish(chunk, ok=False)  # back to the queue, for any worker
                         raise
-                    batch.events.put(b - a)
+                    batch.finish(chunk, ok=True)
+                    batch.events.put(chunk[1] - chunk[0])
                 except _JvmFailure as exc:
                     batch.failures.append(f"{jvm.describe() if jvm else f'worker {slot}'}: {exc}")
                     memory = (
@@ -915,7 +936,7 @@ class Meteor:
                     restarts += 1
                     if restarts > self.max_restarts:
                         return
-                    if batch.chunks and not batch.abort.is_set():
+                    if batch.pending():
                         log.warning("METEOR: %s; restarting the JVM and retrying", exc)
         except MeteorError as exc:  # java cannot run at all, or the pool was closed: no retry
             if self._closed and not isinstance(exc, MeteorUnavailableError):
@@ -963,7 +984,8 @@ class Meteor:
             slot = running[0] if running else 0
             jvm = None
             try:
-                jvm = self._ready(slot)
+                jvm = self._spawn(slot)
+                jvm.wait_ready(self.startup_timeout)
                 jvm.send(payload.encode("ascii"))
                 for _ in range(expect):
                     _parse_score(jvm.readline(self.timeout))
@@ -992,13 +1014,24 @@ class Meteor:
             j.kill()
 
 
+def _close_all(jvms: list, grace: float = 2.0) -> None:
+    """End of input to every JVM at once (Meteor exits on it), then kill what is left after ``grace``."""
+    jvms = [j for j in jvms if j is not None]
+    for j in jvms:
+        j.end_input()
+    deadline = time.monotonic() + grace
+    for j in jvms:
+        try:
+            j.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
+        j.kill()
+
+
 def _shutdown(jvms: list) -> None:
-    for j in list(jvms):
-        if j is not None:
-            try:
-                j.close(timeout=2.0)
-            except Exception:  # pragma: no cover - best effort at exit
-                pass
+    _close_all(list(jvms))
 
 
 def _version_of(jar: Path) -> str:

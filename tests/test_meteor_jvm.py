@@ -1,0 +1,218 @@
+"""METEOR against the real meteor-1.5.jar: parity with pycocoevalcap on real data (the first 1,000
+images of the COCO leave-one-out set and of NICE val, PTB-tokenized; fixtures recorded from
+pycocoevalcap 1.2 by tests/fixtures/meteor_make_fixtures.py), awkward captions, a JVM killed or
+stalled mid-run. All of it under a hostile Java locale (decimal comma) to prove it is pinned.
+
+One pool of two JVMs serves the module (about 10 s of start-up). The full 4,800 + 5,000-image runs,
+live against pycocoevalcap, are in test_meteor_parity.py (CAPEVAL_PARITY=1)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import capeval.meteor as M
+from capeval.errors import MeteorUnavailableError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REASON = M.meteor_unavailable_reason()
+pytestmark = [pytest.mark.java, pytest.mark.skipif(REASON is not None, reason=f"no Meteor: {REASON}")]
+HOSTILE = "-Duser.language=de -Duser.country=DE"
+
+
+def load(name):
+    with gzip.open(FIXTURES / f"meteor_{name}.json.gz", "rt", encoding="utf-8") as fh:
+        data = json.load(fh)
+    n = data["head"]["n"]
+    data["raw"] = np.array([[float(x) for x in s.split()] for s in data["stats"][:n]])
+    return data
+
+
+@pytest.fixture(scope="module")
+def coco():
+    return load("coco_loo")
+
+
+@pytest.fixture(scope="module")
+def nice():
+    return load("nice_val")
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """Two JVMs, started while the environment asks Java for a German locale (pycocoevalcap's JVM
+    would die on its first EVAL: java.util.InputMismatchException)."""
+    saved = {k: os.environ.get(k) for k in ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "LC_ALL")}
+    os.environ.update({"JAVA_TOOL_OPTIONS": HOSTILE, "_JAVA_OPTIONS": HOSTILE, "LC_ALL": "de_DE.UTF-8"})
+    m = M.Meteor(workers=2, timeout=60)
+    m.start()
+    try:
+        yield m
+    finally:
+        m.close()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def head(data):
+    n = data["head"]["n"]
+    return data["refs"][:n], data["preds"][:n]
+
+
+@pytest.mark.parametrize("name", ["coco", "nice"])
+def test_parity_with_pycocoevalcap(pool, name, request):
+    data = request.getfixturevalue(name)
+    refs, preds = head(data)
+    res = pool.score_segments(refs, preds)
+    np.testing.assert_allclose(res.per_item, data["head"]["scores"], rtol=0, atol=1e-9)
+    assert res.score == pytest.approx(data["head"]["corpus"], abs=1e-9)
+    # in fact bit-identical: same jar, same text, the aggregate from exact sums
+    np.testing.assert_array_equal(res.per_item, data["head"]["scores"])
+    assert res.score == data["head"]["corpus"]
+    np.testing.assert_array_equal(res.stats, M.meteor_summable_stats(data["raw"]))
+    assert res.score != pytest.approx(float(np.mean(res.per_item)), abs=1e-6)  # corpus, not a mean
+    assert res.details["workers"] == 2 and res.details["aggregate"] == "jar EVAL of the summed statistics"
+    assert M.meteor_score_from_stats(res.stats) == res.score
+
+
+def test_meteor_function_and_signature(pool, coco):
+    refs, preds = head(coco)
+    ids = [f"img{i}" for i in range(50)]
+    res = M.meteor(dict(zip(ids, refs)), {i: [p] for i, p in zip(ids, preds)}, scorer=pool)
+    assert res.ids == ids and res.per_id["img7"] == coco["head"]["scores"][7]
+    assert res.signature == "1.5 -l en -norm" and res.version == "1.5"
+    assert Path(res.jar).name == "meteor-1.5.jar"
+
+
+def test_jar_aggregate_of_statistics(pool, coco, nice):
+    assert pool.aggregate(coco["raw"]) == coco["head"]["corpus"]
+    assert pool.aggregate(M.meteor_summable_stats(nice["raw"])) == nice["head"]["corpus"]
+
+
+def test_awkward_captions(pool, coco):
+    refs, preds = head(coco)
+    refs, preds = [list(r) for r in refs[:6]], list(preds[:6])
+    clean = pool.score_segments(refs, preds)
+    awkward_refs = [list(r) for r in refs]
+    awkward_refs[0][0] = awkward_refs[0][0].replace(" ", " ||| ", 1)  # pycocoevalcap: two references
+    awkward_refs[1][1] = awkward_refs[1][1].replace(" ", "\n", 2)  # pycocoevalcap: protocol desync
+    awkward_refs[2][0] = "\t" + awkward_refs[2][0].replace(" ", "\r\n") + "\u2028"
+    awkward_preds = list(preds)
+    awkward_preds[3] = preds[3].replace(" ", " ||| ")
+    awkward_preds[4] = preds[4].replace(" ", "\t \u3000")
+    res = pool.score_segments(awkward_refs, awkward_preds)
+    np.testing.assert_array_equal(res.per_item, clean.per_item)
+    assert res.score == clean.score
+
+    odd = pool.score_segments(
+        [["a dog runs on the beach", ""], ["un café près de la gare"], ["\U0001f436 on a sofa"], ["a cat"]],
+        ["", "un café", "a dog \U0001f436 on a couch", "|||"],
+    )
+    assert odd.per_item[0] == 0.0 and odd.per_item[3] == 0.0
+    assert 0 < odd.per_item[1] <= 1 and 0 < odd.per_item[2] <= 1
+    assert np.isfinite(odd.score)
+
+
+def _wait_for(cond, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.01)
+
+
+def _run_in_thread(fn):
+    box = {}
+
+    def target():
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # pragma: no cover - re-raised below
+            box["error"] = exc
+
+    t = threading.Thread(target=target)
+    t.start()
+    return t, box
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
+def test_stalled_jvm_times_out_instead_of_hanging(pool, coco):
+    refs, preds = head(coco)
+    for slot in range(2):
+        pool._ready(slot)
+    victim = pool._jvms[1]
+    start = victim.replies
+    old = pool.timeout, pool.max_restarts
+    pool.timeout, pool.max_restarts = 3.0, 0  # the other JVM takes over; no restart (saves a start-up)
+    try:
+        t0 = time.monotonic()
+        t, box = _run_in_thread(lambda: pool.score_segments(refs, preds))
+        _wait_for(lambda: victim.replies > start + 100)
+        os.kill(victim.proc.pid, signal.SIGSTOP)
+        t.join(300)
+        elapsed = time.monotonic() - t0
+    finally:
+        pool.timeout, pool.max_restarts = old
+        if victim.proc.poll() is None:  # pragma: no cover - the pool kills it
+            os.kill(victim.proc.pid, signal.SIGKILL)
+    assert "error" not in box, box.get("error")
+    res = box["result"]
+    np.testing.assert_array_equal(res.per_item, coco["head"]["scores"])
+    assert res.score == coco["head"]["corpus"]
+    assert "stalled" in res.details["failures"][0]
+    assert elapsed < 120
+    assert victim.proc.poll() is not None  # the stalled JVM was killed, not left behind
+    assert pool._jvms[1] is None
+
+
+def test_jvm_killed_mid_run_recovers_with_the_same_scores(pool, nice):
+    """Runs after the stall test, so one JVM is left: the run can only go on by restarting it."""
+    refs, preds = head(nice)
+    victim = pool._ready(0)
+    start = victim.replies
+    t, box = _run_in_thread(lambda: pool.score_segments(refs, preds))
+    _wait_for(lambda: victim.replies > start + 150)
+    victim.proc.kill()
+    t.join(300)
+    assert "error" not in box, box.get("error")
+    res = box["result"]
+    np.testing.assert_array_equal(res.per_item, nice["head"]["scores"])
+    assert res.score == nice["head"]["corpus"]
+    assert res.details["workers"] == 1
+    assert len(res.details["failures"]) == 1 and "exit code" in res.details["failures"][0]
+    assert pool._jvms[0] is not victim and pool._jvms[0].alive()
+
+
+def test_evaluate_reports_meteor(pool, coco):
+    from capeval import evaluate
+
+    refs, preds = head(coco)
+    ids = list(range(200))
+    result = evaluate(
+        dict(zip(ids, refs)),
+        dict(zip(ids, preds)),
+        metrics=["meteor"],
+        tokenizer="none",
+        meteor_options={"scorer": pool},
+    )
+    sub = M.meteor_score_from_stats(coco["raw"][:200])
+    assert result.scores["METEOR"] == sub
+    np.testing.assert_array_equal(result.per_item["METEOR"].to_numpy(), coco["head"]["scores"][:200])
+    assert result.statistics["meteor"].shape == (200, M.STATS_LENGTH)
+    assert "meteor:1.5 -l en -norm" in result.signatures["meteor"]
+
+
+def test_wrong_java_is_unavailable_not_a_hang(tmp_path):
+    with pytest.raises(MeteorUnavailableError):
+        M.meteor({1: ["a"]}, {1: "a"}, java=tmp_path / "no-java-here")

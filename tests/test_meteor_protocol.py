@@ -1,0 +1,269 @@
+"""The Meteor wrapper's machinery against a fake ``java`` that speaks the stdio protocol and misbehaves
+on request (tests/fixtures/meteor_fake_java.py): dying, stalling, garbage, stderr floods, no memory.
+Fast (no JVM); the same faults against the real jar are in test_meteor_jvm.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import capeval.meteor as M
+from capeval.errors import MeteorError, MeteorUnavailableError
+
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="the fake java is a POSIX shell wrapper")
+
+FAKE = Path(__file__).parent / "fixtures" / "meteor_fake_java.py"
+REFS = [[f"a dog number {i} runs", f"the {i} cat sleeps"] for i in range(60)]
+PREDS = [f"a dog {i} sleeps" for i in range(60)]
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """(java, jar, record path); the fake's behaviour is set with monkeypatch.setenv('FAKE_METEOR_...')."""
+    java = tmp_path / "bin" / "java"
+    java.parent.mkdir()
+    java.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE}" "$@"\n')
+    java.chmod(0o755)
+    jar = make_jar_dir(tmp_path / "meteor")
+    record = tmp_path / "record.jsonl"
+    monkeypatch.setenv("FAKE_METEOR_RECORD", str(record))
+    monkeypatch.setenv("FAKE_METEOR_ONCE", str(tmp_path / "once"))
+    for name in ("DIE_AFTER", "STALL_AFTER", "GARBAGE_AFTER", "STDERR", "NO_MEMORY_ABOVE", "SLOW_START"):
+        monkeypatch.delenv(f"FAKE_METEOR_{name}", raising=False)
+    return str(java), jar, record
+
+
+def make_jar_dir(root: Path) -> Path:
+    """A stand-in meteor-1.5.jar (a zip) with a data/paraphrase-en.gz of plausible size."""
+    root.mkdir(parents=True, exist_ok=True)
+    jar = root / "meteor-1.5.jar"
+    with zipfile.ZipFile(jar, "w") as z:
+        z.writestr("Meteor.class", b"not really")
+    (root / "data").mkdir(exist_ok=True)
+    with open(root / "data" / "paraphrase-en.gz", "wb") as fh:
+        fh.truncate(2_000_000)
+    return jar
+
+
+def recorded(record: Path) -> list[dict]:
+    return [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+
+
+def expected(refs=REFS, preds=PREDS):
+    """What the fake returns, computed directly."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fake_meteor", FAKE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    raw = np.array(
+        [mod.stats_for([M.clean_caption(r) for r in rs], M.clean_caption(p)) for rs, p in zip(refs, preds)]
+    )
+    return M.meteor_scores_from_stats(raw), M.meteor_score_from_stats(raw)
+
+
+def pool(java, jar, **kw):
+    kw.setdefault("timeout", 5)
+    kw.setdefault("startup_timeout", 20)
+    kw.setdefault("chunk_size", 10)
+    return M.Meteor(jar=jar, java=java, **kw)
+
+
+def test_command_line_environment_and_results(fake, monkeypatch):
+    java, jar, record = fake
+    monkeypatch.setenv("_JAVA_OPTIONS", "-Duser.language=de")
+    monkeypatch.setenv("LC_ALL", "de_DE.UTF-8")
+    with pool(java, jar, workers=2) as m:
+        res = m.score_segments(REFS, PREDS)
+    per, corpus = expected()
+    np.testing.assert_array_equal(res.per_item, per)
+    assert res.score == corpus
+    assert res.stats.shape == (60, M.STATS_LENGTH)
+    starts = [r for r in recorded(record) if "argv" in r]
+    assert starts[0]["argv"] == [
+        "-Duser.language=en",
+        "-Duser.country=US",
+        "-jar",
+        "-Xmx2G",
+        str(jar),
+        "-",
+        "-",
+        "-stdio",
+        "-l",
+        "en",
+        "-norm",
+    ]
+    assert starts[0]["LC_ALL"] == "C.UTF-8" and starts[0]["_JAVA_OPTIONS"] is None
+
+
+def test_meteor_function_matches_by_id_in_refs_order(fake):
+    java, jar, _ = fake
+    refs = {f"id{i}": r for i, r in enumerate(REFS)}
+    preds = {f"id{i}": [p] for i, p in reversed(list(enumerate(PREDS)))}  # other order, pycocoevalcap style
+    res = M.meteor(refs, preds, jar=jar, java=java, workers=1, timeout=5)
+    assert res.ids == list(refs)
+    per, corpus = expected()
+    np.testing.assert_array_equal(res.per_item, per)
+    assert res.score == corpus and res.per_id["id3"] == per[3]
+
+
+def test_captions_are_sanitized_before_sending(fake):
+    java, jar, record = fake
+    refs = [["a ||| b", "line\nbreak", "tab\there\r\n"], ["\u2028 x \u00a0 y"]]
+    preds = ["p ||| q\nr", ""]
+    with pool(java, jar, workers=1) as m:
+        m.score_segments(refs, preds)
+    lines = [r["line"] for r in recorded(record) if r.get("line", "").startswith("SCORE")]
+    assert lines[1:] == ["SCORE ||| a b ||| line break ||| tab here ||| p q r", "SCORE ||| x y ||| "]
+
+
+def test_dead_jvm_is_restarted_and_the_chunk_retried(fake, monkeypatch, caplog):
+    java, jar, _ = fake
+    monkeypatch.setenv("FAKE_METEOR_DIE_AFTER", "25")  # the probe is reply 0
+    with caplog.at_level(logging.WARNING, logger="capeval.meteor"), pool(java, jar, workers=1) as m:
+        res = m.score_segments(REFS, PREDS)
+    per, corpus = expected()
+    np.testing.assert_array_equal(res.per_item, per)
+    assert res.score == corpus
+    assert len(res.details["failures"]) == 1 and "exit code 3" in res.details["failures"][0]
+    assert "at segment 24" in res.details["failures"][0]
+    assert "restarting" in caplog.text
+
+
+def test_stalled_jvm_times_out_instead_of_hanging(fake, monkeypatch):
+    java, jar, _ = fake
+    monkeypatch.setenv("FAKE_METEOR_STALL_AFTER", "15")
+    t = time.monotonic()
+    with pool(java, jar, workers=1, timeout=1.5) as m:
+        res = m.score_segments(REFS, PREDS)
+    assert time.monotonic() - t < 30
+    assert res.score == expected()[1]
+    assert "stalled" in res.details["failures"][0]
+
+
+def test_gives_up_with_a_clear_error_after_bounded_restarts(fake, monkeypatch):
+    java, jar, _ = fake
+    monkeypatch.delenv("FAKE_METEOR_ONCE")  # misbehave every time
+    monkeypatch.setenv("FAKE_METEOR_STALL_AFTER", "5")
+    t = time.monotonic()
+    with pool(java, jar, workers=1, timeout=1, max_restarts=1) as m:
+        with pytest.raises(MeteorError, match="stalled") as info:
+            m.score_segments(REFS, PREDS)
+        assert "2 JVM failure(s)" in str(info.value) and "at segment 4" in str(info.value)
+        assert time.monotonic() - t < 30
+        # no deadlock after the exception: the pool still works once the JVM behaves
+        monkeypatch.delenv("FAKE_METEOR_STALL_AFTER")
+        assert m.score_segments(REFS[:3], PREDS[:3]).score == expected(REFS[:3], PREDS[:3])[1]
+
+
+def test_garbage_reply_is_a_failure_not_a_float_error(fake, monkeypatch):
+    java, jar, _ = fake
+    monkeypatch.setenv("FAKE_METEOR_GARBAGE_AFTER", "7")
+    with pool(java, jar, workers=1) as m:
+        res = m.score_segments(REFS, PREDS)
+    assert res.score == expected()[1]
+    assert "expected 23 statistics, got ''" in res.details["failures"][0]
+
+
+def test_stderr_flood_does_not_block(fake, monkeypatch):
+    java, jar, _ = fake
+    monkeypatch.setenv("FAKE_METEOR_STDERR", "20000")  # 20 kB per reply, over a megabyte in all
+    with pool(java, jar, workers=1) as m:
+        res = m.score_segments(REFS, PREDS)
+    assert res.score == expected()[1] and not res.details["failures"]
+
+
+def test_other_worker_takes_over_when_one_keeps_failing(fake, monkeypatch):
+    java, jar, _ = fake
+    monkeypatch.setenv("FAKE_METEOR_DIE_AFTER", "12")
+    with pool(java, jar, workers=2, max_restarts=0) as m:
+        m.start()
+        res = m.score_segments(REFS, PREDS)
+    per, corpus = expected()
+    np.testing.assert_array_equal(res.per_item, per)
+    assert res.score == corpus and len(res.details["failures"]) == 1
+
+
+def test_heap_falls_back_when_the_jvm_cannot_reserve_it(fake, monkeypatch, caplog):
+    java, jar, record = fake
+    monkeypatch.setenv("FAKE_METEOR_NO_MEMORY_ABOVE", "1024")
+    with caplog.at_level(logging.WARNING, logger="capeval.meteor"), pool(java, jar, workers=1) as m:
+        res = m.score_segments(REFS, PREDS)
+    assert res.score == expected()[1] and res.details["heaps"] == ["1G"]
+    assert [r["argv"][3] for r in recorded(record) if "argv" in r] == ["-Xmx2G", "-Xmx1G"]
+    assert "-Xmx1G" in caplog.text
+
+
+def test_java_that_cannot_run_is_unavailable(fake, tmp_path):
+    _, jar, _ = fake
+    broken = tmp_path / "broken-java"
+    broken.write_text("#!/nonexistent/interpreter\n")
+    broken.chmod(0o755)
+    with pytest.raises(MeteorUnavailableError, match="cannot run"):
+        M.meteor({1: ["a"]}, {1: "a"}, jar=jar, java=str(broken))
+
+
+def test_thread_safe_and_usable_after_close_errors(fake):
+    java, jar, _ = fake
+    results, errors = [], []
+    with pool(java, jar, workers=2) as m:
+
+        def run(k):
+            try:
+                results.append((k, m.score_segments(REFS[k:], PREDS[k:]).score))
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in (0, 10, 20, 30)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not errors
+    assert sorted(results) == [(k, expected(REFS[k:], PREDS[k:])[1]) for k in (0, 10, 20, 30)]
+    assert m.closed
+    with pytest.raises(MeteorError, match="closed"):
+        m.score_segments(REFS, PREDS)
+    m.close()  # idempotent
+
+
+def test_close_from_another_thread_interrupts_a_run(fake, monkeypatch):
+    java, jar, _ = fake
+    monkeypatch.delenv("FAKE_METEOR_ONCE")
+    monkeypatch.setenv("FAKE_METEOR_STALL_AFTER", "5")
+    m = pool(java, jar, workers=1, timeout=30)
+    threading.Timer(2.0, m.close).start()
+    t = time.monotonic()
+    with pytest.raises(MeteorError, match="closed"):
+        m.score_segments(REFS, PREDS)
+    assert time.monotonic() - t < 20
+
+
+def test_jvms_end_with_the_pool(fake):
+    java, jar, _ = fake
+    m = pool(java, jar, workers=2)
+    m.score_segments(REFS, PREDS)
+    procs = [j.proc for j in m._jvms if j is not None]
+    assert procs and all(p.poll() is None for p in procs)
+    m.close()
+    assert all(p.poll() is not None for p in procs)
+    m2 = pool(java, jar, workers=1)
+    m2.score_segments(REFS[:2], PREDS[:2])
+    procs = [j.proc for j in m2._jvms if j is not None]
+    del m2  # the finalizer closes them (as at interpreter exit)
+    import gc
+
+    gc.collect()
+    deadline = time.monotonic() + 10
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(p.poll() is not None for p in procs)

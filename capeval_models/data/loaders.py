@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from capeval._io import atomic_write
+from capeval.formats import write_nice_submission as _write_nice_csv
 
 from .errors import DataFormatError, format_ids
 from .splits import CaptionSplit, encode_references
@@ -681,12 +681,12 @@ def load_nice(
     )
 
 
-def write_nice_submission(
-    path, predictions: dict, ids: Sequence[str] | None = None, column: str = "caption_pred"
-):
-    """Write ``public_id,<column>`` rows (atomically), one per id of ``ids`` (default: all predictions).
+def write_nice_submission(path, predictions: dict, ids: Sequence[str] | None = None) -> Path:
+    """A NICE submission CSV (``public_id,caption``), one row per id of ``ids`` (default: all predictions).
 
-    Raises naming the ids without a prediction, or with an empty or non-string one.
+    Checks the ids here (every id needs a non-empty string; the error names the ones without), collapses
+    runs of whitespace, then writes through :func:`capeval.formats.write_nice_submission` (atomically), the
+    one NICE writer of the project.
     """
     preds = {_as_id(k, "predictions"): v for k, v in predictions.items()}
     ids = [_as_id(i, "ids") for i in ids] if ids is not None else list(preds)
@@ -696,8 +696,4 @@ def write_nice_submission(
     bad = [i for i in ids if not isinstance(preds[i], str) or not preds[i].strip()]
     if bad:
         raise DataFormatError(f"{path}: empty or non-string predictions for public_ids {format_ids(bad)}")
-    with atomic_write(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["public_id", column])
-        for i in ids:
-            w.writerow([i, " ".join(preds[i].split())])
+    return _write_nice_csv(path, {i: " ".join(preds[i].split()) for i in ids})

@@ -441,7 +441,7 @@ def test_nice_val_and_test(tmp_path):
     write_nice_submission(tmp_path / "sub.csv", preds, ids=test.image_ids)
     with open(tmp_path / "sub.csv", newline="") as fh:
         assert list(csv.reader(fh)) == [
-            ["public_id", "caption_pred"],
+            ["public_id", "caption"],
             ["2001", "a dog on grass"],
             ["2002", "a city"],
         ]

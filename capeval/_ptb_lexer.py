@@ -124,22 +124,14 @@ DOTTED_I = "\u0130"
 KELVIN = "\u212a"
 
 # JFlex %caseless: a literal letter also matches its other case and the characters whose upper- or
-# lower-case form it is.
-_FOLD = {"s": "sS" + LONG_S, "k": "kK" + KELVIN, "i": "iI" + DOTLESS_I + DOTTED_I}
+# lower-case form it is (s: \u017f, k: \u212a, i: \u0131 \u0130).  Python's IGNORECASE does exactly
+# that for ASCII letters; it is only ever applied to literals here, never to character classes (which
+# JFlex leaves case-sensitive).
 
 
 def ci(lit: str) -> str:
     """Regex for a caseless JFlex literal."""
-    out = []
-    for ch in lit:
-        low = ch.lower()
-        if low in _FOLD:
-            out.append("[" + _FOLD[low] + "]")
-        elif ch.isalpha():
-            out.append("[" + low + low.upper() + "]")
-        else:
-            out.append(re.escape(ch))
-    return "".join(out)
+    return "(?i:" + re.escape(lit) + ")"
 
 
 def alt(*items: str) -> str:
@@ -148,12 +140,9 @@ def alt(*items: str) -> str:
 
 def ci_alt(words: str) -> str:
     """Caseless alternation of ``|``-separated words; ``[X]`` marks a case-sensitive first letter."""
-    parts = []
-    for w in sorted(words.split("|"), key=len, reverse=True):
-        if w.startswith("["):
-            parts.append(w[:3] + ci(w[3:]))
-        else:
-            parts.append(ci(w))
+    plain = sorted((w for w in words.split("|") if not w.startswith("[")), key=len, reverse=True)
+    parts = ["(?i:" + "|".join(re.escape(w) for w in plain) + ")"] if plain else []
+    parts += [w[:3] + ci(w[3:]) for w in words.split("|") if w.startswith("[")]
     return alt(*parts)
 
 
@@ -441,39 +430,49 @@ _CAT = {
 }
 
 
-def _first(seq) -> tuple[set[str], bool]:
+def _first(seq, icase: bool = False) -> tuple[set[str], bool]:
     """(possible first characters, can match empty) of a parsed sub-pattern."""
     chars: set[str] = set()
     for op, av in seq:
-        f, nullable = _first_item(op, av)
+        f, nullable = _first_item(op, av, icase)
         chars |= f
         if not nullable:
             return chars, False
     return chars, True
 
 
-def _first_item(op, av) -> tuple[set[str], bool]:
+def _first_item(op, av, icase: bool) -> tuple[set[str], bool]:
     if op is _sre_c.LITERAL:
+        if icase:
+            lit = re.compile("(?i:" + re.escape(chr(av)) + ")")
+            return {c for c in ALPHABET if lit.fullmatch(c)}, False
         return {chr(av)}, False
     if op is _sre_c.NOT_LITERAL:
         return {c for c in ALPHABET if ord(c) != av}, False
     if op is _sre_c.ANY:
         return {c for c in ALPHABET if c != "\n"}, False
     if op is _sre_c.IN:
+        if icase:  # pragma: no cover - caseless scopes only ever hold literals
+            raise ValueError("character class inside a caseless group")
         return {c for c in ALPHABET if _in_set(av, c)}, False
     if op is _sre_c.BRANCH:
         chars: set[str] = set()
         nullable = False
         for branch in av[1]:
-            f, n = _first(branch)
+            f, n = _first(branch, icase)
             chars |= f
             nullable = nullable or n
         return chars, nullable
     if op is _sre_c.SUBPATTERN:
-        return _first(av[-1])
+        _group, add_flags, del_flags, sub = av
+        if add_flags & re.IGNORECASE:
+            icase = True
+        if del_flags & re.IGNORECASE:
+            icase = False
+        return _first(sub, icase)
     if op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT, getattr(_sre_c, "POSSESSIVE_REPEAT", None)):
         lo, _hi, sub = av
-        f, n = _first(sub)
+        f, n = _first(sub, icase)
         return f, n or lo == 0
     if op in (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT):
         return set(), True
@@ -592,6 +591,8 @@ def _strip_space_fix(orig: str, pos: int, n: int) -> int:
 # --------------------------------------------------------------------------------------------------
 
 NL_TOKEN = "*NL*"
+_FAST_WORD = re.compile(r"[A-Za-z]+(?=[ \t\n]|\Z)")
+_ASSIMILATION_WORDS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])
 
 
 def lex(orig: str, cs: str, stop: int) -> list[str]:
@@ -602,7 +603,18 @@ def lex(orig: str, cs: str, stop: int) -> list[str]:
     out: list[str] = []
     pos = 0
     cands = _CANDIDATES
+    fast = _FAST_WORD.match
     while pos < stop:
+        # Fast path: a run of ASCII letters followed by a space, a line break or the end is one token
+        # (no rule can do better there) unless it is an assimilation ("cannot" -> "can" "not").
+        m = fast(cs, pos)
+        if m is not None:
+            end = m.end()
+            word = orig[pos:end]
+            if word.lower() not in _ASSIMILATION_WORDS:
+                out.append(word)
+                pos = end
+                continue
         best = None
         best_len = 0
         for rule in cands[cs[pos]]:

@@ -49,9 +49,10 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, (str, bytes)):
         raise InvalidCaptionError("tokenize() takes a sequence of captions, not a single string")
     out = list(texts)
-    for i, t in enumerate(out):
-        if not isinstance(t, str):
-            raise InvalidCaptionError(f"caption {i} is not a string: {t!r} ({type(t).__name__})")
+    if not set(map(type, out)) <= {str}:
+        for i, t in enumerate(out):
+            if not isinstance(t, str):
+                raise InvalidCaptionError(f"caption {i} is not a string: {t!r} ({type(t).__name__})")
     return out
 
 
@@ -69,18 +70,33 @@ def _clean_line(line: str) -> str:
 # ptb: the pure-Python lexer
 # --------------------------------------------------------------------------------------------------
 
-_ASSIMILATIONS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])
-# A caption made of ASCII letters and single spaces: tokens are its words (lower-cased), except the
-# assimilations above.  Anything else (including a final period) goes through the lexer.
-_SIMPLE = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*\Z")
+# Words the jar splits (pushing back the last two or three letters).
+_ASSIMILATIONS = {"cannot": "can not", "gonna": "gon na", "gotta": "got ta", "lemme": "lem me",
+                  "gimme": "gim me", "wanna": "wan na"}
+# A caption made of ASCII letters and spaces, optionally ending in a period: its tokens are its words
+# (lower-cased), except the assimilations above and the last word before the period (an abbreviation
+# keeps it), which the lexer decides (once per distinct word).
+_SIMPLE = re.compile(r" *([A-Za-z]+(?: +[A-Za-z]+)*)( *\.)? *\Z")
 # Captions whose tokens can depend on the *next* caption (the lexer's trailing context crosses the line
 # break): a one-letter acronym ("A.") followed only by spaces/line breaks, or an ABBREV3 word ("fig.",
 # "No.", ...) ending the caption (a digit at the start of the next caption keeps its period).
 _SPACE_NL = " \t\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u3000" + LINE_SEPARATORS
 _CONTEXT_TAIL = re.compile(
-    "(?:[A-Za-z]\\.[" + _SPACE_NL + "]*"
-    "|(?:[cC][aA]|[fF][iIıİ][gG][sSſ]?|[pP][rR][oO][pP]|[nN][oO][sSſ]?|[aA][rR][tT]|[pP][pP]|[oO][pP])\\.)\\Z"
+    "(?<![A-Za-z])(?:[A-Za-z]\\.[" + _SPACE_NL + "]*"
+    "|(?:[cC][aA]|[fF][iI\u0131\u0130][gG][sS\u017f]?|[pP][rR][oO][pP]|[nN][oO][sS\u017f]?|[aA][rR][tT]|[pP][pP]"
+    "|[oO][pP])\\.)\\Z"
 )
+
+
+def _context_sensitive(t: str) -> bool:
+    """Can the tokens of caption ``t`` depend on the captions after it?"""
+    s = t.rstrip(_SPACE_NL)
+    if not s.endswith("."):
+        return False
+    return _CONTEXT_TAIL.search(t, max(0, len(s) - 6)) is not None
+
+
+_ASSIM_RE = re.compile(r"\b(?:cannot|gonna|gotta|lemme|gimme|wanna)\b")
 
 
 class _PTB:
@@ -91,6 +107,7 @@ class _PTB:
 
         self.lexer = _ptb_lexer
         self.cache: dict[str, str] = {}
+        self.final_word: dict[str, str] = {}
 
     # ---- one caption -----------------------------------------------------------------------------
     def caption(self, text: str, follow: str | None) -> str:
@@ -119,31 +136,55 @@ class _PTB:
 
     # ---- a document ------------------------------------------------------------------------------
     def __call__(self, texts: list[str]) -> list[str]:
-        n = len(texts)
-        out: list[str] = [""] * n
+        if not texts:
+            return []
         cache = self.cache
-        simple = _SIMPLE.match
-        for i, t in enumerate(texts):
-            if "\n" in t:
-                t = t.replace("\n", " ")
+        res: dict[str, str | None] = {}
+        needs_context = False
+        for t in dict.fromkeys(texts):  # distinct captions, in order
             r = cache.get(t)
-            if r is None or i == n - 1:
-                if i == n - 1:
-                    r = self.caption(t, None)  # the end of the file is a context of its own: no caching
-                elif simple(t):
-                    words = t.lower().split(" ")
-                    if _ASSIMILATIONS.isdisjoint(words):
-                        r = t.lower()
-                    else:
-                        r = self.caption(t, "")
-                    cache[t] = r
-                elif _CONTEXT_TAIL.search(t):
-                    r = self.caption(t, _following(texts, i))
+            if r is None:
+                u = t.replace("\n", " ") if "\n" in t else t
+                if _context_sensitive(u):
+                    needs_context = True  # decided per occurrence below
                 else:
-                    r = self.caption(t, "")
+                    r = self._simple(u)
+                    if r is None:
+                        r = self.caption(u, "")
                     cache[t] = r
-            out[i] = r
+            res[t] = r
+        out = [res[t] for t in texts]
+        if needs_context:
+            for i, r in enumerate(out):
+                if r is None:
+                    u = texts[i].replace("\n", " ")
+                    out[i] = self.caption(u, _following(texts, i))
+        # The last caption ends the file: no line break after it for the lexer to see.
+        out[-1] = self.caption(texts[-1].replace("\n", " "), None)
         return out
+
+    def _simple(self, t: str) -> str | None:
+        m = _SIMPLE.match(t)
+        if m is None:
+            return None
+        core = m.group(1)
+        low = core.lower()
+        if "  " in low:
+            low = " ".join(low.split())
+        tail = None
+        if m.group(2) == ".":  # "word." : an abbreviation keeps its period, the lexer decides (once per word)
+            k = core.rfind(" ")
+            w = core[k + 1 :]
+            tail = self.final_word.get(w)
+            if tail is None:
+                tail = self.final_word[w] = self.caption(w + ".", "")
+            k = low.rfind(" ")
+            low = low[:k] if k >= 0 else ""
+        if _ASSIM_RE.search(low):
+            low = " ".join(_ASSIMILATIONS.get(w, w) for w in low.split(" "))
+        if tail is not None:
+            low = low + " " + tail if low else tail
+        return low
 
 
 def _following(texts: list[str], i: int) -> str | None:

@@ -65,8 +65,19 @@ def _one_line(text) -> str:
     return " ".join(str(text).split())
 
 
+_warned: set[str] = set()
+
+
+def _warn(text: str) -> None:
+    """One ``capeval: warning:`` line on stderr, each distinct text once per run."""
+    line = _one_line(text)
+    if line not in _warned:
+        _warned.add(line)
+        print(f"capeval: warning: {line}", file=sys.stderr)
+
+
 def _warn_line(message, category, filename, lineno, file=None, line=None):
-    print(f"capeval: warning: {_one_line(message)}", file=sys.stderr)
+    _warn(str(message))
 
 
 def _metrics(value):
@@ -118,10 +129,20 @@ def _lenient_hint(exc) -> str:
 
 
 def _write_output(path, text: str) -> None:
+    """Regular files atomically (through symlinks, which stay links); ``-``, pipes and devices directly."""
     from ._io import atomic_write_text
 
+    path = Path(path)
     try:
-        atomic_write_text(path, text)
+        if str(path) == "-":
+            sys.stdout.write(text)
+        elif path.exists() and not path.is_file():  # /dev/stdout, a FIFO: never replace it with a file
+            with open(path, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+        else:
+            atomic_write_text(os.path.realpath(path), text)
+    except BrokenPipeError:
+        raise
     except OSError as exc:
         raise _OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
@@ -143,7 +164,9 @@ def _json_dumps(obj) -> str:
 
 def _skipped_warnings(result) -> None:
     for key, reason in result.skipped.items():
-        print(f"capeval: warning: {key} skipped: {_one_line(reason)}", file=sys.stderr)
+        text = f"{key} skipped: {_one_line(reason)}"
+        if not any(reason in w for w in _warned):  # evaluate() may have warned already
+            _warn(text)
 
 
 # -- score ----------------------------------------------------------------------------------------
@@ -159,7 +182,7 @@ def cmd_score(args) -> int:
 
         ci = bootstrap_ci(result, n_resamples=args.n_resamples, seed=args.seed, alpha=args.alpha)
         for key, reason in ci.skipped.items():
-            print(f"capeval: warning: no confidence interval for {key}: {_one_line(reason)}", file=sys.stderr)
+            _warn(f"no confidence interval for {key}: {reason}")
     if args.per_item:
         _write_per_item(result, args.per_item)
     scale = args.scale
@@ -223,7 +246,8 @@ def _write_per_item(result, path) -> None:
     frame = result.per_item.reset_index()
     suffix = Path(path).suffix.lower()
     if suffix == ".json":
-        text = frame.to_json(orient="records", force_ascii=False, double_precision=15)
+        records = json.loads(frame.to_json(orient="records", force_ascii=False, double_precision=15))
+        text = json.dumps({"signature": result.signature, "items": records}, ensure_ascii=False)
     elif suffix in (".jsonl", ".ndjson"):
         text = frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
     else:
@@ -279,7 +303,7 @@ def cmd_compare(args) -> int:
         tests["approximate_randomization"] = approximate_randomization(result_a, result_b, n_trials=args.trials, seed=args.seed)
     for test in tests.values():
         for key, reason in test.skipped.items():
-            print(f"capeval: warning: {key} not tested: {_one_line(reason)}", file=sys.stderr)
+            _warn(f"{key} not tested: {reason}")
     first = next(iter(tests.values()))
     keys = list(first.table.index)
     scale = args.scale
@@ -514,10 +538,13 @@ def main(argv=None) -> int:
         print("capeval: error: choose a command: score, df, compare, leaderboard", file=sys.stderr)
         return EXIT_USAGE
     debug = os.environ.get("CAPEVAL_DEBUG") == "1"
+    _warned.clear()
     with warnings.catch_warnings():
         warnings.showwarning = _warn_line
         try:
-            return args.func(args)
+            code = args.func(args)
+            sys.stdout.flush()
+            return code
         except UsageError as exc:
             print(f"capeval: error: {_one_line(exc)}", file=sys.stderr)
             return EXIT_USAGE
@@ -536,8 +563,8 @@ def main(argv=None) -> int:
         except CapevalError as exc:
             _print_error(exc, debug)
             return EXIT_INPUT
-        except BrokenPipeError:  # `capeval score ... | head`
-            sys.stderr.close()
+        except BrokenPipeError:  # `capeval score ... | head`: stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_OK
         except Exception as exc:  # noqa: BLE001 - the last resort: one line, exit 1
             _print_error(exc, debug, internal=True)

@@ -32,7 +32,6 @@ import html
 import io
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -590,8 +589,6 @@ class Report:
                 atomic_write_text(written["json"], self.to_json())
             else:
                 raise ValueError(f"unknown report format {fmt!r}; expected md, html, csv, json")
-        for path in written.values():  # atomic_write's temp files are private (0600); reports are meant to be shared
-            os.chmod(path, 0o644)
         return written
 
     def __repr__(self) -> str:

@@ -263,3 +263,19 @@ def test_python_dash_m_and_exit_status(tmp_path):
     assert json.loads(proc.stdout)["scores"]["Bleu_1"] == pytest.approx(1.0)
     proc = run_cli("score", refs, tmp_path / "missing.json")
     assert proc.returncode == EXIT_INPUT and proc.stderr.strip().endswith("missing.json: no such file")
+
+
+def test_outputs_to_stdout_and_through_symlinks(capsys, tmp_path):
+    refs = tmp_path / "refs.csv"
+    refs.write_text(REFS_CSV, encoding="utf-8")
+    preds = tmp_path / "preds.csv"
+    preds.write_text(SAME_CSV, encoding="utf-8")
+    code, out, _ = cli(capsys, "score", refs, preds, "--metrics", "bleu", "--format", "json", "-o", "-", "--per-item", tmp_path / "items.json")
+    assert code == EXIT_OK and json.loads(out)["scores"]["Bleu_1"] == pytest.approx(1.0)
+    items = json.loads((tmp_path / "items.json").read_text(encoding="utf-8"))
+    assert items["signature"].startswith("nrefs:1|tok:ptb") and [r["image_id"] for r in items["items"]] == ["1", "2", "3"]
+    target = tmp_path / "target.json"
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    code, _, _ = cli(capsys, "score", refs, preds, "--metrics", "bleu", "--format", "json", "-o", link)
+    assert code == EXIT_OK and link.is_symlink() and json.loads(target.read_text(encoding="utf-8"))["n_images"] == 3

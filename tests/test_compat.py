@@ -194,7 +194,7 @@ def run_script(tmp_path, import_line, data_path, meteor):
     "meteor",
     [
         False,
-        pytest.param(True, marks=pytest.mark.skipif(not PARITY, reason="METEOR's JVMs take ~20 s a side: run with CAPEVAL_PARITY=1 (tox -e parity)")),
+        pytest.param(True, marks=pytest.mark.skipif(not PARITY, reason="METEOR's JVMs take ~20 s a side: set CAPEVAL_PARITY=1 to run it")),
     ],
 )
 def test_pycocoevalcap_script_runs_unchanged_but_for_the_import(tmp_path, meteor):

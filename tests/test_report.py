@@ -140,7 +140,6 @@ def test_written_files(report, tmp_path):
     assert all(len(data) > 1000 for _, data in charts)
     assert not re.search(r'(src|href)="(?!data:)', page)  # self-contained: nothing to fetch
     assert not list((tmp_path / "out").glob(".*tmp"))  # atomic writes leave no temp files
-    assert oct(written["html"].stat().st_mode & 0o777) == "0o644"
 
 
 def test_markdown_escapes_and_html_escapes(tmp_path):

@@ -221,6 +221,7 @@ APOWORD = [
     ci("ev'ry"),
     ci("li'l"),
     ci("nat'l"),
+    ci("o") + APOSETCETERA + ci("o"),
 ]
 APOWORD2 = ci("y") + APOS
 _URLX = ' \\t\\n\\f\\r"<>|()'
@@ -491,10 +492,13 @@ def _first_chars(pattern: str) -> set[str]:
 # --------------------------------------------------------------------------------------------------
 
 
+_CROSSING = {"ACRONYM_CTX": f"[{SPACE_C}{NL_C}]*", "ABBREV3_CTX": ""}
+
+
 class _Rule:
     """One alternative of a rule (a rule whose regex is a list gets one _Rule per item)."""
 
-    __slots__ = ("name", "prio", "whole", "r1", "r2", "action", "fixed_look", "fixed_base")
+    __slots__ = ("name", "prio", "whole", "r1", "r2", "action", "fixed_look", "fixed_base", "tail")
 
     def __init__(self, prio, name, r1, r1_all, r2, action):
         self.name = name
@@ -512,6 +516,9 @@ class _Rule:
             self.r2 = re.compile(r2)
             self.fixed_look = _fixed_length(r2)
             self.fixed_base = _fixed_length(r1_all)
+        # Rules whose trailing context can reach past the end of a caption into the next one: ``tail``
+        # recognizes r1 at the end of the caption (with what the context may skip before the line break).
+        self.tail = re.compile(f"(?:{r1}){_CROSSING[name]}\\Z") if name in _CROSSING else None
 
 
 def _fixed_length(pattern: str) -> int | None:
@@ -595,15 +602,18 @@ _FAST_WORD = re.compile(r"[A-Za-z]+(?=[ \t\n]|\Z)")
 _ASSIMILATION_WORDS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])
 
 
-def lex(orig: str, cs: str, stop: int) -> list[str]:
+def lex(orig: str, cs: str, stop: int, context: list | None = None) -> list[str]:
     """Tokenize ``orig`` (its class string is ``cs``) from 0 until ``stop``; text after ``stop`` is context.
 
-    Returns the lexer's tokens (not lower-cased), with ``*NL*`` for newlines.
+    Returns the lexer's tokens (not lower-cased), with ``*NL*`` for newlines.  If ``context`` (a list) is
+    given, ``context[0]`` is set to True when a rule whose trailing context can look past ``stop`` (into
+    the next caption) had its main part end the text, i.e. when the tokens may depend on what follows.
     """
     out: list[str] = []
     pos = 0
     cands = _CANDIDATES
     fast = _FAST_WORD.match
+    check_tail = context is not None and cs[:stop].rstrip(SPACE_C + NL_C).endswith(".")
     while pos < stop:
         # Fast path: a run of ASCII letters followed by a space, a line break or the end is one token
         # (no rule can do better there) unless it is an assimilation ("cannot" -> "can" "not").
@@ -618,6 +628,8 @@ def lex(orig: str, cs: str, stop: int) -> list[str]:
         best = None
         best_len = 0
         for rule in cands[cs[pos]]:
+            if check_tail and rule.tail is not None and rule.tail.match(cs, pos, stop):
+                context[0] = True
             m = rule.whole.match(cs, pos)
             if m is not None:
                 ln = m.end() - pos

@@ -35,9 +35,11 @@ TOKENIZERS = ("ptb", "corenlp", "none")
 CORENLP_JAR_NAME = "stanford-corenlp-3.4.1.jar"
 
 # Characters the jar treats as line breaks (with -preserveLines each one ends an output line).
-# pycocoevalcap only replaces "\n" inside captions; the others split a caption in two.
-LINE_SEPARATORS = "\r\x0b\x0c\x85\u2028\u2029"
-_SEPARATOR_RE = re.compile("[\r\x0b\x0c\x85\u2028\u2029]")
+# pycocoevalcap only replaces "\n" inside captions; the others split a caption in two ("\r" at the very
+# end of a caption merges with the "\n" that follows it).  U+0085 is *not* one of them in 3.4.1: its
+# ellipsis rule wins, so it becomes "...".
+LINE_SEPARATORS = "\r\x0b\x0c\u2028\u2029"
+_SEPARATOR_RE = re.compile("[\r\x0b\x0c\u2028\u2029]")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -77,23 +79,8 @@ _ASSIMILATIONS = {"cannot": "can not", "gonna": "gon na", "gotta": "got ta", "le
 # (lower-cased), except the assimilations above and the last word before the period (an abbreviation
 # keeps it), which the lexer decides (once per distinct word).
 _SIMPLE = re.compile(r" *([A-Za-z]+(?: +[A-Za-z]+)*)( *\.)? *\Z")
-# Captions whose tokens can depend on the *next* caption (the lexer's trailing context crosses the line
-# break): a one-letter acronym ("A.") followed only by spaces/line breaks, or an ABBREV3 word ("fig.",
-# "No.", ...) ending the caption (a digit at the start of the next caption keeps its period).
-_SPACE_NL = " \t\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u3000" + LINE_SEPARATORS
-_CONTEXT_TAIL = re.compile(
-    "(?<![A-Za-z])(?:[A-Za-z]\\.[" + _SPACE_NL + "]*"
-    "|(?:[cC][aA]|[fF][iI\u0131\u0130][gG][sS\u017f]?|[pP][rR][oO][pP]|[nN][oO][sS\u017f]?|[aA][rR][tT]|[pP][pP]"
-    "|[oO][pP])\\.)\\Z"
-)
-
-
-def _context_sensitive(t: str) -> bool:
-    """Can the tokens of caption ``t`` depend on the captions after it?"""
-    s = t.rstrip(_SPACE_NL)
-    if not s.endswith("."):
-        return False
-    return _CONTEXT_TAIL.search(t, max(0, len(s) - 6)) is not None
+# Spaces and line breaks the lexer's trailing context may skip to reach the next caption.
+_SPACE_NL = " \t\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u3000\x85" + LINE_SEPARATORS
 
 
 _ASSIM_RE = re.compile(r"\b(?:cannot|gonna|gotta|lemme|gimme|wanna)\b")
@@ -108,6 +95,7 @@ class _PTB:
         self.lexer = _ptb_lexer
         self.cache: dict[str, str] = {}
         self.final_word: dict[str, str] = {}
+        self.needs_context = False
 
     # ---- one caption -----------------------------------------------------------------------------
     def caption(self, text: str, follow: str | None) -> str:
@@ -117,7 +105,9 @@ class _PTB:
         buf = text if follow is None else text + "\n" + follow
         u = L.to_utf16_units(buf)
         stop = len(u) if follow is None else len(L.to_utf16_units(text))
-        tokens = L.lex(u, L.class_string(u), stop)
+        flag = [False]
+        tokens = L.lex(u, L.class_string(u), stop, flag if follow == "" else None)
+        self.needs_context = flag[0]
         lines: list[list[str]] = [[]]
         for tok in tokens:
             if tok == L.NL_TOKEN:
@@ -145,12 +135,13 @@ class _PTB:
             r = cache.get(t)
             if r is None:
                 u = t.replace("\n", " ") if "\n" in t else t
-                if _context_sensitive(u):
-                    needs_context = True  # decided per occurrence below
-                else:
-                    r = self._simple(u)
-                    if r is None:
-                        r = self.caption(u, "")
+                r = self._simple(u)
+                if r is None:
+                    r = self.caption(u, "")
+                    if self.needs_context:  # its tokens depend on the next caption: decided per occurrence
+                        needs_context = True
+                        r = None
+                if r is not None:
                     cache[t] = r
             res[t] = r
         out = [res[t] for t in texts]
@@ -177,7 +168,12 @@ class _PTB:
             w = core[k + 1 :]
             tail = self.final_word.get(w)
             if tail is None:
-                tail = self.final_word[w] = self.caption(w + ".", "")
+                tail = self.caption(w + ".", "")
+                if self.needs_context:
+                    tail = ""  # e.g. a one-letter word: the lexer must see the next caption
+                self.final_word[w] = tail
+            if not tail:
+                return None
             k = low.rfind(" ")
             low = low[:k] if k >= 0 else ""
         if _ASSIM_RE.search(low):
@@ -243,17 +239,23 @@ def ptb_tokenize(texts: Sequence[str]) -> list[str]:
 
 
 def ptb_line_counts(texts: Sequence[str]) -> list[int]:
-    """How many output lines the jar writes for each caption (1 unless it holds a line separator)."""
+    """How many output lines the jar writes for each caption of a document (1 unless the caption holds a
+    line separator)."""
     from . import _ptb_lexer as L
 
     counts = []
-    for t in texts:
+    last = len(texts) - 1
+    for i, t in enumerate(texts):
         t = t.replace("\n", " ")
         if not _SEPARATOR_RE.search(t):
             counts.append(1)
             continue
-        u = L.to_utf16_units(t)
-        counts.append(1 + L.lex(u, L.class_string(u), len(u)).count(L.NL_TOKEN))
+        # Lex the caption with the line break that ends it (none after the last caption): each newline
+        # token is one line break; "\r" + "\n" is a single one.
+        buf = t if i == last else t + "\n"
+        u = L.to_utf16_units(buf)
+        breaks = L.lex(u, L.class_string(u), len(u)).count(L.NL_TOKEN)
+        counts.append(breaks + 1 if i == last else breaks)
     return counts
 
 

@@ -21,11 +21,18 @@ from .evaluate import DEFAULT_METRICS, METRICS, EvaluationResult, evaluate  # no
 from .tokenize import tokenize  # noqa: E402
 
 
-def __getattr__(name):  # METEOR is imported on first use (it is the only part that runs Java)
+_LAZY_MODULES = ("formats", "stats", "report", "compat")
+
+
+def __getattr__(name):  # imported on first use: METEOR runs Java, the others pull pandas/matplotlib
     if name in ("meteor", "Meteor"):
         from . import meteor as module
 
         return module.meteor if name == "meteor" else module.Meteor
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'capeval' has no attribute {name!r}")
 
 

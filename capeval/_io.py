@@ -22,8 +22,16 @@ def atomic_write(path, mode: str = "w", encoding: str | None = "utf-8", newline:
     """Open a temp file beside `path`; on success fsync and rename it over `path`.
 
     A crash or exception leaves `path` untouched (no half-written file that looks complete).
+    A symlink is followed (its target is replaced, the link stays); devices and pipes such as
+    /dev/stdout are written directly, since they cannot be renamed over.
     """
     path = Path(path)
+    if path.is_symlink():  # write the link's target, keep the link
+        path = Path(os.path.realpath(path))
+    if path.exists() and not path.is_file():  # a device or a pipe: a rename would replace it
+        with open(path, mode, **({} if "b" in mode else {"encoding": encoding, "newline": newline})) as fh:
+            yield fh
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions

@@ -183,8 +183,9 @@ class DocumentFrequencies:
                 counts = [data[f"df_{k}"] for k in range(1, n + 1)]
         except DocumentFrequencyError:
             raise
-        except (OSError, ValueError, KeyError) as exc:
-            raise DocumentFrequencyError(f"{path}: not a capeval document-frequency file ({exc})") from None
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            why = "not an .npz archive" if "pickle" in str(exc) else str(exc)
+            raise DocumentFrequencyError(f"{path}: not a capeval document-frequency file (.npz): {why}") from None
         df = cls(words, grams, counts, n_images=meta["n_images"], ref_len=meta["ref_len"], source=meta["source"])
         if df.sha256 != meta["sha256"]:
             raise DocumentFrequencyError(f"{path}: content hash mismatch (file altered or corrupted)")

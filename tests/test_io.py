@@ -26,3 +26,17 @@ def test_failed_write_leaves_the_old_file(tmp_path):
             raise RuntimeError("crash")
     assert target.read_text() == "complete"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_symlink_is_followed_not_replaced(tmp_path):
+    target = tmp_path / "real.txt"
+    target.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+
+
+def test_devices_are_written_directly():
+    atomic_write_text("/dev/null", "discarded")
+    assert not os.path.isfile("/dev/null")

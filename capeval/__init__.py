@@ -20,7 +20,6 @@ from .errors import CapevalError  # noqa: E402
 from .evaluate import DEFAULT_METRICS, METRICS, EvaluationResult, evaluate  # noqa: E402
 from .tokenize import tokenize  # noqa: E402
 
-
 _LAZY_MODULES = ("formats", "stats", "report", "compat")
 
 

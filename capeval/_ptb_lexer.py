@@ -72,11 +72,19 @@ def class_string(text: str) -> str:
 
 
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def to_utf16_units(text: str) -> str:
-    """Split characters outside the BMP into surrogate pairs, as Java (and the JFlex lexer) sees them."""
-    if text.isascii() or not _ASTRAL.search(text):
+    """Split characters outside the BMP into surrogate pairs, as Java (and the JFlex lexer) sees them.
+
+    A lone surrogate in the input (possible in a Python string, impossible in the UTF-8 file the jar
+    reads) becomes U+FFFD, which is what the jar's UTF-8 decoder makes of its bytes."""
+    if text.isascii():
+        return text
+    if _LONE_SURROGATE.search(text):
+        text = _LONE_SURROGATE.sub("\ufffd", text)
+    if not _ASTRAL.search(text):
         return text
     return _ASTRAL.sub(lambda m: _pair(m.group()), text)
 
@@ -87,10 +95,12 @@ def _pair(ch: str) -> str:
 
 
 def from_utf16_units(token: str) -> str:
-    """Re-join surrogate pairs (inverse of ``to_utf16_units``); lone surrogates are kept as they are."""
+    """Re-join surrogate pairs (inverse of ``to_utf16_units``); a surrogate left unpaired becomes "?", as
+    Java's UTF-8 encoder writes it."""
     if token.isascii():
         return token
-    return token.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    token = token.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return _LONE_SURROGATE.sub("?", token) if _LONE_SURROGATE.search(token) else token
 
 
 # Representatives used in the rules (see _ptb_tables.py).
@@ -598,7 +608,7 @@ def _strip_space_fix(orig: str, pos: int, n: int) -> int:
 # --------------------------------------------------------------------------------------------------
 
 NL_TOKEN = "*NL*"
-_FAST_WORD = re.compile(r"[A-Za-z]+(?=[ \t\n]|\Z)")
+_FAST_WORD = re.compile(r"[A-Za-z]+(?=[ \t\n]|[,;:](?:[ \t\n]|\Z)|\Z)")
 _ASSIMILATION_WORDS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])
 
 
@@ -615,8 +625,9 @@ def lex(orig: str, cs: str, stop: int, context: list | None = None) -> list[str]
     fast = _FAST_WORD.match
     check_tail = context is not None and cs[:stop].rstrip(SPACE_C + NL_C).endswith(".")
     while pos < stop:
-        # Fast path: a run of ASCII letters followed by a space, a line break or the end is one token
-        # (no rule can do better there) unless it is an assimilation ("cannot" -> "can" "not").
+        # Fast path: a run of ASCII letters followed by a space, a line break, the end, or a comma, colon
+        # or semicolon that is itself followed by one of those, is one token (no rule can do better
+        # there) unless it is an assimilation ("cannot" -> "can" "not").
         m = fast(cs, pos)
         if m is not None:
             end = m.end()

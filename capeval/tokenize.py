@@ -95,19 +95,21 @@ class _PTB:
         self.lexer = _ptb_lexer
         self.cache: dict[str, str] = {}
         self.final_word: dict[str, str] = {}
-        self.needs_context = False
 
     # ---- one caption -----------------------------------------------------------------------------
     def caption(self, text: str, follow: str | None) -> str:
         """Tokens of ``text`` (already free of "\\n") followed by ``"\\n" + follow``, or by the end of the
         file when ``follow`` is None, as one space-joined string (punctuation removed)."""
+        return self._caption(text, follow)[0]
+
+    def _caption(self, text: str, follow: str | None) -> tuple[str, bool]:
+        """``caption()`` plus whether, with ``follow == ""``, the tokens may depend on the next caption."""
         L = self.lexer
         buf = text if follow is None else text + "\n" + follow
         u = L.to_utf16_units(buf)
         stop = len(u) if follow is None else len(L.to_utf16_units(text))
         flag = [False]
         tokens = L.lex(u, L.class_string(u), stop, flag if follow == "" else None)
-        self.needs_context = flag[0]
         lines: list[list[str]] = [[]]
         for tok in tokens:
             if tok == L.NL_TOKEN:
@@ -122,7 +124,7 @@ class _PTB:
                 cleaned = " ".join([t for t in toks if t not in PUNCTUATIONS])
             if cleaned:
                 parts.append(cleaned)
-        return " ".join(parts)
+        return " ".join(parts), flag[0]
 
     # ---- a document ------------------------------------------------------------------------------
     def __call__(self, texts: list[str]) -> list[str]:
@@ -137,8 +139,8 @@ class _PTB:
                 u = t.replace("\n", " ") if "\n" in t else t
                 r = self._simple(u)
                 if r is None:
-                    r = self.caption(u, "")
-                    if self.needs_context:  # its tokens depend on the next caption: decided per occurrence
+                    r, depends = self._caption(u, "")
+                    if depends:  # its tokens depend on the next caption: decided per occurrence below
                         needs_context = True
                         r = None
                 if r is not None:
@@ -168,8 +170,8 @@ class _PTB:
             w = core[k + 1 :]
             tail = self.final_word.get(w)
             if tail is None:
-                tail = self.caption(w + ".", "")
-                if self.needs_context:
+                tail, depends = self._caption(w + ".", "")
+                if depends:
                     tail = ""  # e.g. a one-letter word: the lexer must see the next caption
                 self.final_word[w] = tail
             if not tail:
@@ -212,14 +214,10 @@ def _lower(tok: str) -> str:
 
     tok = from_utf16_units(tok)
     if _SIGMA in tok:
-        return _java_lower_sigma(tok)
+        from ._java_case import java_lower
+
+        return java_lower(tok)
     return tok.lower()
-
-
-def _java_lower_sigma(tok: str) -> str:
-    from ._java_case import java_lower
-
-    return java_lower(tok)
 
 
 _PTB_INSTANCE: _PTB | None = None

@@ -111,7 +111,7 @@ class RunConfig:
     def quick_config(cls, **overrides) -> RunConfig:
         """Tiny sizes for tests: a few hundred images, tens of iterations, no METEOR."""
         base = dict(sizes=(300, 60, 60), wordvec_dim=32, rnn_hidden=64, rnn_iterations=60, lstm_hidden=64,
-                    lstm_iterations=60, rnn_batch=50, tf_d_model=32, tf_heads=2, tf_layers=1, tf_steps=60,
+                    lstm_iterations=60, rnn_batch=50, tf_d_model=32, tf_heads=2, tf_layers=1, tf_steps=100, tf_lr=3e-3,
                     tf_batch=32, tf_warmup=10, drophead_seeds=2, val_every=20, meteor=False, n_resamples=100,
                     attention_images=1, quick=True)
         base.update(overrides)

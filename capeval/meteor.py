@@ -649,6 +649,10 @@ class Meteor:
     ``startup_timeout``: for a JVM to load its tables. ``max_restarts``: per worker and per call, how
     often a dead or stalled JVM is restarted (its chunk retried) before giving up. ``jvm_args``: extra
     JVM options (before ``-jar``). ``progress``: tqdm bar (``None``: on terminals for long runs).
+    ``segment_scores``: where per-segment scores come from: ``"python"`` (default), Meteor's formula
+    applied to the jar's statistics by :func:`meteor_scores_from_stats`, identical to the jar's output
+    on every test segment and ~20% less JVM work; or ``"jar"``, an ``EVAL`` per chunk as
+    pycocoevalcap does. The corpus score is always the jar's.
     """
 
     def __init__(
@@ -665,6 +669,7 @@ class Meteor:
         jvm_args: Sequence[str] = (),
         progress: bool | None = None,
         chunk_size: int | None = None,
+        segment_scores: str = "python",
     ):
         self.java = find_java(java)
         self.jar = find_meteor_jar(jar)
@@ -681,6 +686,9 @@ class Meteor:
         self.jvm_args = tuple(jvm_args)
         self.progress = progress
         self.chunk_size = chunk_size
+        if segment_scores not in ("python", "jar"):
+            raise ValueError(f"segment_scores must be 'python' or 'jar', got {segment_scores!r}")
+        self.segment_scores = segment_scores
         self.version = _version_of(self.jar)
         self._lock = threading.Lock()  # one batch at a time
         self._pool_lock = threading.Lock()  # the JVM slots
@@ -869,6 +877,8 @@ class Meteor:
                 )
             raw = np.array([[float(x) for x in s.split()] for s in batch.stats], dtype=np.float64)
             stats = meteor_summable_stats(raw)
+            if self.segment_scores == "python":
+                batch.scores = meteor_scores_from_stats(raw)
             score, how = self._aggregate(stats, batch.stats)
         python_score = float(meteor_scores_from_stats(stats.sum(axis=0)))
         if not math.isclose(score, python_score, rel_tol=1e-12, abs_tol=1e-12):
@@ -880,6 +890,7 @@ class Meteor:
         details = {
             "workers": n_workers,
             "chunk_size": chunk,
+            "segment_scores": self.segment_scores,
             "aggregate": how,
             "heaps": sorted(set(self._heaps[:n_workers])),
             "failures": list(batch.failures),
@@ -950,8 +961,8 @@ class Meteor:
             batch.events.put(None)
 
     def _run_chunk(self, jvm: _Jvm, batch: _Batch, a: int, b: int) -> None:
-        """SCORE lines a..b-1 written in one go (the writer thread pipelines them), the statistics read
-        back, then one EVAL of them for the per-segment scores."""
+        """SCORE lines a..b-1 written in one go (the writer thread pipelines them) and the statistics read
+        back; with ``segment_scores="jar"`` one EVAL of them for the per-segment scores."""
         jvm.send(b"".join(batch.lines[a:b]))
         stats = []
         for i in range(a, b):
@@ -961,11 +972,12 @@ class Meteor:
             except _JvmFailure as exc:
                 raise _JvmFailure(f"{exc}, at segment {i} (sent: {batch.lines[i][:300]!r})") from None
             stats.append(line)
-        jvm.send(("EVAL ||| " + " ||| ".join(stats) + "\n").encode("ascii"))
-        scores = [_parse_score(jvm.readline(self.timeout)) for _ in stats]
-        _parse_score(jvm.readline(self.timeout))  # this chunk's own aggregate
+        if self.segment_scores == "jar":
+            jvm.send(("EVAL ||| " + " ||| ".join(stats) + "\n").encode("ascii"))
+            scores = [_parse_score(jvm.readline(self.timeout)) for _ in stats]
+            _parse_score(jvm.readline(self.timeout))  # this chunk's own aggregate
+            batch.scores[a:b] = scores
         batch.stats[a:b] = stats
-        batch.scores[a:b] = scores
 
     def _aggregate(self, stats: np.ndarray, lines: list[str]) -> tuple[float, str]:
         """The jar's corpus score. The statistics are integer counts, so their sum is exact and one EVAL

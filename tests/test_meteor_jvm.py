@@ -70,11 +70,17 @@ def head(data):
     return data["refs"][:n], data["preds"][:n]
 
 
+@pytest.mark.parametrize("mode", ["python", "jar"])
 @pytest.mark.parametrize("name", ["coco", "nice"])
-def test_parity_with_pycocoevalcap(pool, name, request):
+def test_parity_with_pycocoevalcap(pool, name, mode, request):
     data = request.getfixturevalue(name)
     refs, preds = head(data)
-    res = pool.score_segments(refs, preds)
+    pool.segment_scores = mode  # per-segment scores: capeval's formula, or the jar's EVAL
+    try:
+        res = pool.score_segments(refs, preds)
+    finally:
+        pool.segment_scores = "python"
+    assert res.details["segment_scores"] == mode
     np.testing.assert_allclose(res.per_item, data["head"]["scores"], rtol=0, atol=1e-9)
     assert res.score == pytest.approx(data["head"]["corpus"], abs=1e-9)
     # in fact bit-identical: same jar, same text, the aggregate from exact sums

@@ -105,6 +105,19 @@ def test_command_line_environment_and_results(fake, monkeypatch):
     assert starts[0]["LC_ALL"] == "C.UTF-8" and starts[0]["_JAVA_OPTIONS"] is None
 
 
+def test_segment_scores_from_the_jar(fake):
+    java, jar, record = fake
+    with pool(java, jar, workers=1, segment_scores="jar") as m:
+        res = m.score_segments(REFS, PREDS)
+    per, corpus = expected()
+    np.testing.assert_array_equal(res.per_item, per)
+    assert res.score == corpus
+    evals = [r["line"] for r in recorded(record) if r.get("line", "").startswith("EVAL")]
+    assert len(evals) == 6 + 1  # one per chunk of 10, then the corpus EVAL of the sums
+    with pytest.raises(ValueError):
+        M.Meteor(jar=jar, java=java, segment_scores="nltk")
+
+
 def test_meteor_function_matches_by_id_in_refs_order(fake):
     java, jar, _ = fake
     refs = {f"id{i}": r for i, r in enumerate(REFS)}

@@ -243,6 +243,7 @@ def evaluate(
     statistics: dict[str, np.ndarray] = {}
     signatures: dict[str, str] = {}
     skipped: dict[str, str] = {}
+    meteor_parts: dict[str, str] = {}
     common = {"nrefs": _nrefs(prepared), "tok": tokenizer}
     version = {"version": __version__}
     df_sig = "corpus" if df is None else df.signature
@@ -275,11 +276,28 @@ def evaluate(
                 continue
             scores["METEOR"], columns["METEOR"] = float(result.score), np.asarray(result.per_item, dtype=np.float64)
             statistics["meteor"] = np.asarray(result.stats)
-            signatures["meteor"] = make_signature({**common, "meteor": getattr(result, "signature", "1.5"), **version})
+            meteor_parts = {"meteor": result.signature, **({"jar": _jar_tag(result.jar)} if result.jar else {})}
+            signatures["meteor"] = make_signature({**common, **meteor_parts, **version})
 
     per_item = pd.DataFrame(columns, index=pd.Index(prepared.ids, name="image_id"))
-    overall = {**common, "df": df_sig, "n": n, "sigma": sigma, "metrics": "+".join(wanted), **version}
+    computed = [m for m in wanted if not (m == "meteor" and "METEOR" in skipped)]
+    overall = {**common, "df": df_sig, "n": n, "sigma": sigma, **meteor_parts, "metrics": "+".join(computed), **version}
     return EvaluationResult(scores, per_item, make_signature(overall), signatures, statistics, skipped, prepared)
+
+
+def _jar_tag(path: str) -> str:
+    """The jar's file name and a short hash of its bytes (cached), so the signature names the exact jar."""
+    import hashlib
+    import os
+
+    key = (path, os.path.getmtime(path)) if os.path.exists(path) else (path, 0)
+    if key not in _JAR_TAGS:
+        digest = hashlib.sha256(open(path, "rb").read()).hexdigest()[:12] if key[1] else "missing"
+        _JAR_TAGS[key] = f"{os.path.basename(path)}@{digest}"
+    return _JAR_TAGS[key]
+
+
+_JAR_TAGS: dict = {}
 
 
 def _run_meteor(prepared: Prepared, explicit: bool, options: Mapping):

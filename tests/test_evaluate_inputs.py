@@ -95,3 +95,19 @@ def test_pycocoevalcap_style_inputs_are_accepted():
     refs = {k: [{"caption": c} for c in v] for k, v in REFS.items()}
     preds = {k: [v] for k, v in PREDS.items()}
     assert capeval.evaluate(refs, preds, **FAST).scores == capeval.evaluate(REFS, PREDS, **FAST).scores
+
+
+def test_signature_lists_only_computed_metrics_when_meteor_is_skipped(monkeypatch):
+    from capeval import evaluate as evaluate_module
+    from capeval.errors import MeteorUnavailableError
+
+    def unavailable(*args, **kwargs):
+        raise MeteorUnavailableError("no java here")
+
+    monkeypatch.setattr("capeval.meteor.meteor_segments", unavailable)
+    with pytest.warns(evaluate_module.MetricUnavailableWarning, match="no java"):
+        result = capeval.evaluate(REFS, PREDS, tokenizer="none")
+    assert "METEOR" not in result.scores and result.skipped == {"METEOR": "no java here"}
+    assert "metrics:bleu+rouge_l+cider_d|" in result.signature
+    with pytest.raises(MeteorUnavailableError):
+        capeval.evaluate(REFS, PREDS, metrics="bleu meteor", tokenizer="none")

@@ -20,14 +20,14 @@ from .errors import CapevalError  # noqa: E402
 from .evaluate import DEFAULT_METRICS, METRICS, EvaluationResult, evaluate  # noqa: E402
 from .tokenize import tokenize  # noqa: E402
 
-_LAZY_MODULES = ("formats", "stats", "report", "compat")
+_LAZY_MODULES = ("meteor", "formats", "stats", "report", "compat")
 
 
 def __getattr__(name):  # imported on first use: METEOR runs Java, the others pull pandas/matplotlib
-    if name in ("meteor", "Meteor"):
-        from . import meteor as module
+    if name == "Meteor":
+        from .meteor import Meteor
 
-        return module.meteor if name == "meteor" else module.Meteor
+        return Meteor
     if name in _LAZY_MODULES:
         import importlib
 

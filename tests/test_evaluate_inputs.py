@@ -98,14 +98,16 @@ def test_pycocoevalcap_style_inputs_are_accepted():
 
 
 def test_signature_lists_only_computed_metrics_when_meteor_is_skipped(monkeypatch):
-    from capeval import evaluate as evaluate_module
+    import importlib
+
     from capeval.errors import MeteorUnavailableError
+    from capeval.evaluate import MetricUnavailableWarning
 
     def unavailable(*args, **kwargs):
         raise MeteorUnavailableError("no java here")
 
-    monkeypatch.setattr("capeval.meteor.meteor_segments", unavailable)
-    with pytest.warns(evaluate_module.MetricUnavailableWarning, match="no java"):
+    monkeypatch.setattr(importlib.import_module("capeval.meteor"), "meteor_segments", unavailable)
+    with pytest.warns(MetricUnavailableWarning, match="no java"):
         result = capeval.evaluate(REFS, PREDS, tokenizer="none")
     assert "METEOR" not in result.scores and result.skipped == {"METEOR": "no java here"}
     assert "metrics:bleu+rouge_l+cider_d|" in result.signature

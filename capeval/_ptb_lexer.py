@@ -503,12 +503,23 @@ def _first_chars(pattern: str) -> set[str]:
 
 
 _CROSSING = {"ACRONYM_CTX": f"[{SPACE_C}{NL_C}]*", "ABBREV3_CTX": ""}
+_NEEDS = {
+    "EMAIL": "@",
+    "HTHING": "-",
+    "HTHING_DOT": "-",
+    "THING3": "/",
+    "FULLURL": ":",
+    "LIKELYURL": ".",
+    "FILENAME": ".",
+    "WORD_DOT": ".",
+    "SGML": ">",
+}
 
 
 class _Rule:
     """One alternative of a rule (a rule whose regex is a list gets one _Rule per item)."""
 
-    __slots__ = ("name", "prio", "whole", "r1", "r2", "action", "fixed_look", "fixed_base", "tail")
+    __slots__ = ("name", "prio", "whole", "r1", "r2", "action", "fixed_look", "fixed_base", "tail", "needs")
 
     def __init__(self, prio, name, r1, r1_all, r2, action):
         self.name = name
@@ -529,6 +540,9 @@ class _Rule:
         # Rules whose trailing context can reach past the end of a caption into the next one: ``tail``
         # recognizes r1 at the end of the caption (with what the context may skip before the line break).
         self.tail = re.compile(f"(?:{r1}){_CROSSING[name]}\\Z") if name in _CROSSING else None
+        # A character the rule cannot match without: skipping the rule when the text lacks it saves time
+        # and keeps long unspaced strings from making the backtracking regexes quadratic.
+        self.needs = _NEEDS.get(name)
 
 
 def _fixed_length(pattern: str) -> int | None:
@@ -624,6 +638,7 @@ def lex(orig: str, cs: str, stop: int, context: list | None = None) -> list[str]
     cands = _CANDIDATES
     fast = _FAST_WORD.match
     check_tail = context is not None and cs[:stop].rstrip(SPACE_C + NL_C).endswith(".")
+    present = set(cs)
     while pos < stop:
         # Fast path: a run of ASCII letters followed by a space, a line break, the end, or a comma, colon
         # or semicolon that is itself followed by one of those, is one token (no rule can do better
@@ -639,6 +654,8 @@ def lex(orig: str, cs: str, stop: int, context: list | None = None) -> list[str]
         best = None
         best_len = 0
         for rule in cands[cs[pos]]:
+            if rule.needs is not None and rule.needs not in present:
+                continue
             if check_tail and rule.tail is not None and rule.tail.match(cs, pos, stop):
                 context[0] = True
             m = rule.whole.match(cs, pos)

@@ -185,9 +185,9 @@ class _PTB:
         return low
 
 
-def _following(texts: list[str], i: int) -> str | None:
+def _following(texts: list[str], i: int) -> str:
     """The text after caption ``i``'s line break, as far as the lexer can look: up to and including the
-    first caption with a non-blank character, plus its line break (None at the end of the file)."""
+    first caption with a non-blank character, plus its line break unless that caption ends the file."""
     parts = []
     j = i + 1
     n = len(texts)
@@ -241,6 +241,7 @@ def ptb_line_counts(texts: Sequence[str]) -> list[int]:
     line separator)."""
     from . import _ptb_lexer as L
 
+    texts = _check_texts(texts)
     counts = []
     last = len(texts) - 1
     for i, t in enumerate(texts):

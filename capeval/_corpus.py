@@ -15,8 +15,8 @@ import numpy as np
 
 from ._ngrams import NgramCounts, TokenizedCorpus, count_ngrams, encode_captions, encode_words, segment_starts
 
-# characters str.split() splits on besides " " (tabs, newlines, Unicode spaces...)
-_OTHER_WHITESPACE = [chr(c) for c in range(0x110000) if chr(c).isspace() and c != 0x20]
+# characters str.split() splits on besides " " (all c with c.isspace(); tests/test_corpus.py checks)
+_OTHER_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
 
 
 def _single_spaced(captions: list[str]) -> bool:

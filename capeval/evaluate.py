@@ -165,10 +165,11 @@ def prepare(refs: Mapping, preds: Mapping, tokenizer: str = "ptb", strict: bool 
     ids = _align_ids(refs, preds, strict)
     ref_lists = _as_reference_lists(refs, ids)
     pred_list = [_as_prediction(preds[i], i) for i in ids]
-    flat = tokenize(pred_list + [c for r in ref_lists for c in r], tokenizer)
-    it = iter(flat[len(pred_list) :])
-    tok_refs = [[next(it) for _ in r] for r in ref_lists]
-    return Prepared(ids, tok_refs, flat[: len(pred_list)], tokenizer)
+    # two calls, references then predictions, each in id order, as pycocoevalcap does: the PTB
+    # lexer looks one caption ahead, so a caption's tokens can depend on the caption after it
+    flat_refs = iter(tokenize([c for r in ref_lists for c in r], tokenizer))
+    tok_refs = [[next(flat_refs) for _ in r] for r in ref_lists]
+    return Prepared(ids, tok_refs, tokenize(pred_list, tokenizer), tokenizer)
 
 
 # -- results --------------------------------------------------------------------------------------

@@ -215,6 +215,24 @@ def test_java_missing_gives_a_clear_error(tmp_path, monkeypatch):
         M.Meteor(jar=jar)
 
 
+@pytest.mark.skipif(os.name == "nt", reason="POSIX PATH")
+def test_evaluate_without_java_skips_default_meteor_but_fails_explicit(tmp_path, monkeypatch):
+    """Default metrics: the Java-free ones are returned, METEOR's absence is explained (warning and
+    result.skipped). METEOR asked for by name: MeteorUnavailableError."""
+    from capeval.evaluate import MetricUnavailableWarning, evaluate
+
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    refs = {1: ["a dog runs on the grass", "a brown dog running"], 2: ["two cats sleep on a sofa"]}
+    preds = {1: "a dog running on grass", 2: "a cat on a sofa"}
+    with pytest.warns(MetricUnavailableWarning, match="Java runtime not found"):
+        result = evaluate(refs, preds, tokenizer="none")
+    assert "METEOR" not in result.scores and "Bleu_4" in result.scores and "CIDEr-D" in result.scores
+    assert "Java runtime not found" in result.skipped["METEOR"]
+    with pytest.raises(MeteorUnavailableError, match="Java runtime not found"):
+        evaluate(refs, preds, metrics=["meteor", "bleu"], tokenizer="none")
+
+
 def test_result_signature_and_helpers():
     r = M.MeteorResult(score=0.5, per_item=np.array([0.25, 0.75]), stats=np.zeros((2, 23)), ids=["a", "b"])
     assert r.signature == "1.5 -l en -norm"

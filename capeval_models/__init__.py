@@ -29,6 +29,8 @@ _EXPORTS = {
     "TrainConfig": "capeval_models.torch_training",
     "train_transformer": "capeval_models.torch_training",
     "caption_attention_maps": "capeval_models.attention_maps",
+    "RunConfig": "capeval_models.pipeline",
+    "run": "capeval_models.pipeline",
     "load_embedded": "capeval_models.data",
     "CaptionSplit": "capeval_models.data",
     "Vocabulary": "capeval_models.data",

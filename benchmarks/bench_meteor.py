@@ -11,7 +11,8 @@ loads the 60 MB paraphrase table) to the corpus score and per-image scores, and 
 pycocoevalcap: ``Meteor()`` + ``compute_score`` (one SCORE round-trip per image, then one EVAL).
 capeval: ``capeval.meteor.meteor`` (worker JVMs, pipelined SCORE lines, chunked EVALs, one EVAL of
 the summed statistics). Peak memory: the JVMs' peak resident set (VmHWM), summed over capeval's
-workers. The scores must agree (per image and corpus, to 1e-9) before any time is reported.
+workers; JVM CPU: their user + system time (what other work on the machine competes with; on a busy
+machine the wall-time ratio shrinks towards the CPU-time ratio). The scores must agree (per image and corpus, to 1e-9) before any time is reported.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ def peak_rss(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (Linux), else 0."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def tokenized(loader):
     """{id: [refs]}, {id: caption} tokenized like pycocoevalcap (each distinct caption once)."""
     from capeval.tokenize import tokenize
@@ -67,6 +78,7 @@ def run_pycocoevalcap(refs, preds):
     m = Meteor()
     score, scores = m.compute_score(gts, res)
     rss = peak_rss(m.meteor_p.pid)
+    cpu = cpu_seconds(m.meteor_p.pid)
     del m  # its __del__ kills the JVM
     seconds = time.perf_counter() - t
     return {
@@ -75,25 +87,28 @@ def run_pycocoevalcap(refs, preds):
         "score": float(score),
         "per_item": np.asarray(scores, dtype=np.float64),
         "rss": rss,
+        "cpu": cpu,
         "jvms": 1,
     }
 
 
-def run_capeval(refs, preds, workers):
+def run_capeval(refs, preds, workers, jvm_args=()):
     from capeval.meteor import Meteor, meteor
 
     t = time.perf_counter()
-    with Meteor(workers=workers, progress=False) as pool:
+    with Meteor(workers=workers, progress=False, jvm_args=jvm_args) as pool:
         result = meteor(refs, preds, scorer=pool)
         procs = [j.proc for j in pool._jvms if j is not None]
         rss = sum(peak_rss(p.pid) for p in procs)
+        cpu = sum(cpu_seconds(p.pid) for p in procs)
     seconds = time.perf_counter() - t
     return {
-        "name": f"capeval ({result.details['workers']} worker JVMs)",
+        "name": f"capeval ({result.details['workers']} JVMs{', ' + ' '.join(jvm_args) if jvm_args else ''})",
         "seconds": seconds,
         "score": result.score,
         "per_item": result.per_item,
         "rss": rss,
+        "cpu": cpu,
         "jvms": result.details["workers"],
         "details": result.details,
     }
@@ -102,8 +117,13 @@ def run_capeval(refs, preds, workers):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", choices=sorted(SETS), default="coco40k")
-    ap.add_argument("--workers", type=int, default=None, help="capeval worker JVMs (default: one per core, at most 4)")
+    ap.add_argument(
+        "--workers", type=int, default=None, help="capeval worker JVMs (default: one per core, at most 4)"
+    )
     ap.add_argument("--order", default="pycocoevalcap,capeval", help="which side runs first")
+    ap.add_argument(
+        "--jvm-args", default="", help="extra JVM options for capeval's JVMs, e.g. -XX:+UseParallelGC"
+    )
     args = ap.parse_args(argv)
     if not datasets.available():
         sys.exit(f"shared data not found under {datasets.SHARED}")
@@ -113,9 +133,16 @@ def main(argv=None):
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
     runs = {}
     for side in [s.strip() for s in args.order.split(",")]:
-        runs[side] = run_pycocoevalcap(refs, preds) if side == "pycocoevalcap" else run_capeval(refs, preds, args.workers)
+        runs[side] = (
+            run_pycocoevalcap(refs, preds)
+            if side == "pycocoevalcap"
+            else run_capeval(refs, preds, args.workers, tuple(args.jvm_args.split()))
+        )
         r = runs[side]
-        print(f"  {r['name']:<34} {r['seconds']:7.2f} s   METEOR {r['score']:.6f}   peak JVM RSS {r['rss'] / 2**30:.2f} GB")
+        print(
+            f"  {r['name']:<30} {r['seconds']:7.2f} s   METEOR {r['score']:.6f}   "
+            f"JVM CPU {r['cpu']:6.1f} s   peak JVM RSS {r['rss'] / 2**30:.2f} GB   load {os.getloadavg()[0]:.2f}"
+        )
     pc, ce = runs["pycocoevalcap"], runs["capeval"]
     diff = float(np.max(np.abs(pc["per_item"] - ce["per_item"])))
     if abs(pc["score"] - ce["score"]) > 1e-9 or diff > 1e-9:

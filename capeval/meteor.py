@@ -20,8 +20,10 @@ What capeval adds (see docs/meteor.md):
   cause and the segment; locale forced so numbers always parse; whitespace collapsed and ``|||``
   removed in predictions *and* references so captions cannot desync the protocol; thread-safe; closed
   at exit and usable as a context manager;
-* :func:`meteor_score_from_stats` / :func:`meteor_scores_from_stats`: Meteor 1.5's aggregate scoring
-  reimplemented in numpy (bit-identical to the jar on the test sets) for bootstrap resampling.
+* :func:`meteor_score_from_stats` / :func:`meteor_scores_from_stats`: Meteor 1.5's scoring from
+  (summed) statistics reimplemented in numpy, bit-identical to the jar on the test sets: it gives the
+  per-segment scores by default (``segment_scores="jar"``: the jar's EVAL, as pycocoevalcap) and
+  corpus scores of resamples without a JVM (bootstrap).
 """
 
 from __future__ import annotations
@@ -555,6 +557,7 @@ def _format_stat(v: float) -> str:
 
 
 # -- memory ---------------------------------------------------------------------------------------
+SEGMENTS_PER_NEW_JVM = 7500
 _HEAP = re.compile(r"^(\d+)([kKmMgG]?)$")
 
 
@@ -600,7 +603,8 @@ class _Batch:
     def __init__(self, lines: list[bytes], chunk: int):
         self.lines = lines
         self.n = len(lines)
-        self.stats: list[str | None] = [None] * self.n
+        self.stats: list[str | None] = [None] * self.n  # the jar's lines
+        self.values: list[list[float] | None] = [None] * self.n  # the same, parsed
         self.scores = np.full(self.n, np.nan)
         self.chunks = collections.deque((a, min(a + chunk, self.n)) for a in range(0, self.n, chunk))
         self.events: queue.SimpleQueue = queue.SimpleQueue()
@@ -823,8 +827,9 @@ class Meteor:
         with self._lock:
             n = len(lines)
             running = sum(j is not None for j in self._jvms)
-            # a new JVM costs seconds of start-up; it pays off above a few thousand segments
-            wanted = max(running, min(self.workers, math.ceil(n / 2500)), 1)
+            # A JVM needs ~7 s (9 s of CPU) to start and then scores ~1,400 segments/s; starting two at
+            # once delays both by ~2.5 s, which pays off from ~7,000 segments. Running JVMs are all used.
+            wanted = max(running, min(self.workers, math.ceil(n / SEGMENTS_PER_NEW_JVM)), 1)
             n_workers = self._plan(wanted)
             chunk = self.chunk_size or int(min(500, max(25, math.ceil(n / (4 * n_workers)))))
             batch = _Batch(lines, chunk)
@@ -875,7 +880,7 @@ class Meteor:
                     f"METEOR failed: {len(batch.failures)} JVM failure(s), at most {self.max_restarts} "
                     f"restart(s) per worker allowed. Last: {why}"
                 )
-            raw = np.array([[float(x) for x in s.split()] for s in batch.stats], dtype=np.float64)
+            raw = np.array(batch.values, dtype=np.float64)
             stats = meteor_summable_stats(raw)
             if self.segment_scores == "python":
                 batch.scores = meteor_scores_from_stats(raw)
@@ -964,11 +969,11 @@ class Meteor:
         """SCORE lines a..b-1 written in one go (the writer thread pipelines them) and the statistics read
         back; with ``segment_scores="jar"`` one EVAL of them for the per-segment scores."""
         jvm.send(b"".join(batch.lines[a:b]))
-        stats = []
+        stats, values = [], []
         for i in range(a, b):
             try:
                 line = jvm.readline(self.timeout)
-                _parse_stats(line)
+                values.append(_parse_stats(line))
             except _JvmFailure as exc:
                 raise _JvmFailure(f"{exc}, at segment {i} (sent: {batch.lines[i][:300]!r})") from None
             stats.append(line)
@@ -977,6 +982,7 @@ class Meteor:
             scores = [_parse_score(jvm.readline(self.timeout)) for _ in stats]
             _parse_score(jvm.readline(self.timeout))  # this chunk's own aggregate
             batch.scores[a:b] = scores
+        batch.values[a:b] = values
         batch.stats[a:b] = stats
 
     def _aggregate(self, stats: np.ndarray, lines: list[str]) -> tuple[float, str]:

@@ -216,6 +216,22 @@ def test_heap_falls_back_when_the_jvm_cannot_reserve_it(fake, monkeypatch, caplo
     assert "-Xmx1G" in caplog.text
 
 
+def test_fewer_workers_and_smaller_heap_when_memory_is_short(fake, monkeypatch, caplog):
+    java, jar, record = fake
+    monkeypatch.setattr(M, "_available_memory", lambda: int(2.0 * 2**30))  # room for one 2G JVM
+    with caplog.at_level(logging.WARNING, logger="capeval.meteor"), pool(java, jar, workers=2) as m:
+        m.start()
+        assert sum(j is not None for j in m._jvms) == 1
+        assert m.score_segments(REFS, PREDS).details["workers"] == 1
+    assert "running 1 worker JVM(s) instead of 2" in caplog.text
+    monkeypatch.setattr(M, "_available_memory", lambda: int(0.9 * 2**30))  # not even that
+    with pool(java, jar, workers=2) as m:
+        res = m.score_segments(REFS, PREDS)
+    assert res.details["workers"] == 1 and res.details["heaps"] == ["1G"]
+    assert res.score == expected()[1]
+    assert [r["argv"][3] for r in recorded(record) if "argv" in r] == ["-Xmx2G", "-Xmx1G"]
+
+
 def test_java_that_cannot_run_is_unavailable(fake, tmp_path):
     _, jar, _ = fake
     broken = tmp_path / "broken-java"

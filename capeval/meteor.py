@@ -569,7 +569,8 @@ def _heap_bytes(heap: str) -> int:
 
 
 def _jvm_footprint(heap: str) -> int:
-    """Resident memory of one Meteor JVM: about 1.45 GB with -Xmx2G (the tables fill ~1.3 GB of heap)."""
+    """Resident memory of one Meteor JVM (its heap grows towards -Xmx): ~1.4 GB with -Xmx2G, ~0.9 GB
+    with -Xmx1G, ~0.6 GB with -Xmx512m (the tables themselves need less than 512 MB)."""
     return min(_heap_bytes(heap), int(1.3 * (1 << 30))) + (200 << 20)
 
 

@@ -118,6 +118,14 @@ def test_segment_scores_from_the_jar(fake):
         M.Meteor(jar=jar, java=java, segment_scores="nltk")
 
 
+def test_progress_bar(fake, capsys):
+    java, jar, _ = fake
+    with pool(java, jar, workers=1) as m:
+        res = m.score_segments(REFS, PREDS, progress=True)
+    assert res.score == expected()[1]
+    assert "METEOR" in capsys.readouterr().err
+
+
 def test_meteor_function_matches_by_id_in_refs_order(fake):
     java, jar, _ = fake
     refs = {f"id{i}": r for i, r in enumerate(REFS)}

@@ -27,6 +27,12 @@ from benchmarks import datasets  # noqa: E402
 from capeval import evaluate  # noqa: E402
 from capeval.tokenize import tokenize  # noqa: E402
 
+
+def clear_tokenizer_cache():
+    from capeval import tokenize as module
+
+    module._PTB_INSTANCE.cache.clear()
+
 SETS = {
     "coco": ("COCO subset leave-one-out (4,800 images)", datasets.coco_leave_one_out),
     "nice": ("NICE val, first retrieval hint (5,000 images, 1 ref)", datasets.nice_retrieval),
@@ -70,9 +76,13 @@ def run_set(name, repeat, rows):
         with contextlib.redirect_stderr(io.StringIO()):
             return PTBTokenizer().tokenize(raw_gts), PTBTokenizer().tokenize(raw_res)
 
-    flat = [preds[i] for i in ids] + [c for i in ids for c in refs[i]]
     t_coco_tok, m_coco_tok, (gts, res) = timed(coco_tok, repeat)
-    t_ours_tok, m_ours_tok, toks = timed(lambda: tokenize(flat, "ptb"), repeat)
+    def ours_tok():  # cold: capeval caches tokens per distinct caption, which repeats would reuse
+        clear_tokenizer_cache()
+        refs_flat = [c for i in ids for c in refs[i]]
+        return tokenize(refs_flat, "ptb") + tokenize([preds[i] for i in ids], "ptb")
+
+    t_ours_tok, m_ours_tok, toks = timed(ours_tok, repeat)
     n_tokens = sum(len(t.split()) for t in toks)
     rows.append((label, f"tokenize ({n_tokens:,} tokens)", t_coco_tok, t_ours_tok, m_coco_tok, m_ours_tok))
 

@@ -35,7 +35,7 @@ class ScoringCorpus:
         if len(hypotheses) != len(references):
             raise ValueError("one hypothesis per item is required")
         self.hypotheses = list(hypotheses)
-        self.references = [list(r) for r in references]
+        self.references = references if isinstance(references, list) else list(references)
         self.n_items = len(self.hypotheses)
         self.n_refs = np.fromiter((len(r) for r in self.references), dtype=np.int64, count=self.n_items)
         per_item = self.n_refs + 1
@@ -94,13 +94,16 @@ class ScoringCorpus:
         """The (n-gram, item) segments of ``ngrams(n)``, shared by BLEU and CIDEr."""
         if n not in self._segments:
             grams = self.ngrams(n)
-            item = self.caption_item[grams.caption]
+            small = np.int32 if len(grams.caption) < 2**31 else np.int64
+            item = self.caption_item.astype(small)[grams.caption]
             start = segment_starts(grams.gram, item)
+            seg_id = np.cumsum(start, dtype=small)
+            seg_id -= 1
             self._segments[n] = NgramSegments(
                 item=item,
                 is_hyp=self.caption_is_hyp[grams.caption],
-                first=np.flatnonzero(start),
-                seg_id=np.cumsum(start) - 1,
+                first=np.flatnonzero(start).astype(small),
+                seg_id=seg_id,
             )
         return self._segments[n]
 

@@ -23,6 +23,7 @@ from ._ngrams import NgramCounts, segment_starts
 from .df import DocumentFrequencies
 
 SIGMA = 6.0
+_CHUNK = 1 << 21
 
 __all__ = ["DocumentFrequencies", "cider_scores", "cider_d", "cider", "CiderDReward", "SIGMA"]
 
@@ -53,11 +54,16 @@ def cider_scores(
         doc_freq = df.lookup(grams.gram_words(corpus.tokens, np.arange(grams.n_grams)), corpus.tokens.words)
         ref_len = df.ref_len
     weight = ref_len - np.log(np.maximum(1.0, doc_freq))
-    value = grams.count * weight[grams.gram]  # tf-idf weight of each (n-gram, caption) entry
+    value = weight[grams.gram]  # tf-idf weight of each (n-gram, caption) entry
+    value *= grams.count
+    del weight, doc_freq
 
     n_captions = corpus.tokens.n_captions
-    norm = np.sqrt(np.bincount(grams.caption * n + grams.order, weights=value * value, minlength=n_captions * n))
-    norm = norm.reshape(n_captions, n)
+    norm = np.zeros(n_captions * n)
+    for lo in range(0, len(value), _CHUNK):  # in chunks: no full-size temporaries at the peak
+        part = slice(lo, lo + _CHUNK)
+        norm += np.bincount(grams.caption[part] * n + grams.order[part], weights=np.square(value[part]), minlength=n_captions * n)
+    norm = np.sqrt(norm).reshape(n_captions, n)
 
     # entries of one (n-gram, item) segment: the hypothesis' entry first (if any), then references'
     seg = corpus.segments(n)
@@ -68,7 +74,9 @@ def cider_scores(
     has_hyp[seg_id[is_hyp]] = True
     pair = ~is_hyp & has_hyp[seg_id]  # reference entries sharing an n-gram with their hypothesis
     h, r = hyp_value[seg_id[pair]], value[pair]
-    product = np.minimum(h, r) * r if defended else h * r
+    del value
+    product = np.minimum(h, r) if defended else h
+    product *= r
     dot = np.bincount(grams.caption[pair] * n + grams.order[pair], weights=product, minlength=n_captions * n)
     dot = dot.reshape(n_captions, n)[corpus.ref_caption]  # (R, n)
 

@@ -11,6 +11,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -88,6 +89,20 @@ def _check_caption(caption, what: str) -> str:
 
 
 def _as_reference_lists(refs: Mapping, ids: Sequence) -> list[list[str]]:
+    """``[refs[i] for i in ids]`` as lists of strings, validated; C-level checks on the common path."""
+    values = [refs[i] for i in ids]
+    if set(map(type, values)) <= {list, tuple}:
+        lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+        flat = list(chain.from_iterable(values))
+        if lengths.all() and set(map(type, flat)) <= {str}:
+            nonblank = np.fromiter(map(bool, map(str.strip, flat)), dtype=bool, count=len(flat))
+            starts = np.cumsum(lengths) - lengths
+            if np.logical_or.reduceat(nonblank, starts).all():
+                return [v if type(v) is list else list(v) for v in values]
+    return _check_reference_lists(refs, ids)  # something is off: find it and name it
+
+
+def _check_reference_lists(refs: Mapping, ids: Sequence) -> list[list[str]]:
     out = []
     for i in ids:
         value = refs[i]
@@ -164,11 +179,14 @@ def prepare(refs: Mapping, preds: Mapping, tokenizer: str = "ptb", strict: bool 
         raise ValueError(f"unknown tokenizer {tokenizer!r}; expected one of {TOKENIZERS}")
     ids = _align_ids(refs, preds, strict)
     ref_lists = _as_reference_lists(refs, ids)
-    pred_list = [_as_prediction(preds[i], i) for i in ids]
+    pred_list = [preds[i] for i in ids]
+    if not set(map(type, pred_list)) <= {str}:  # {id: [caption]}, or something to name
+        pred_list = [_as_prediction(preds[i], i) for i in ids]
     # two calls, references then predictions, each in id order, as pycocoevalcap does: the PTB
     # lexer looks one caption ahead, so a caption's tokens can depend on the caption after it
-    flat_refs = iter(tokenize([c for r in ref_lists for c in r], tokenizer))
-    tok_refs = [[next(flat_refs) for _ in r] for r in ref_lists]
+    flat_refs = tokenize(list(chain.from_iterable(ref_lists)), tokenizer)
+    ends = np.cumsum([len(r) for r in ref_lists]).tolist()
+    tok_refs = [flat_refs[a:b] for a, b in zip([0] + ends[:-1], ends)]
     return Prepared(ids, tok_refs, tokenize(pred_list, tokenizer), tokenizer)
 
 

@@ -31,7 +31,8 @@ from capeval.tokenize import tokenize  # noqa: E402
 def clear_tokenizer_cache():
     from capeval import tokenize as module
 
-    module._PTB_INSTANCE.cache.clear()
+    if module._PTB_INSTANCE is not None:
+        module._PTB_INSTANCE.cache.clear()
 
 SETS = {
     "coco": ("COCO subset leave-one-out (4,800 images)", datasets.coco_leave_one_out),

@@ -103,7 +103,8 @@ def run_capeval(refs, preds, workers, jvm_args=()):
         cpu = sum(cpu_seconds(p.pid) for p in procs)
     seconds = time.perf_counter() - t
     return {
-        "name": f"capeval ({result.details['workers']} JVMs{', ' + ' '.join(jvm_args) if jvm_args else ''})",
+        "name": f"capeval ({result.details['workers']} JVM{'s' if result.details['workers'] > 1 else ''}"
+        f"{', ' + ' '.join(jvm_args) if jvm_args else ''})",
         "seconds": seconds,
         "score": result.score,
         "per_item": result.per_item,

@@ -159,8 +159,9 @@ def test_stalled_jvm_times_out_instead_of_hanging(pool, coco):
         pool._ready(slot)
     victim = pool._jvms[1]
     start = victim.replies
-    old = pool.timeout, pool.max_restarts
+    old = pool.timeout, pool.max_restarts, pool.chunk_size
     pool.timeout, pool.max_restarts = 3.0, 0  # the other JVM takes over; no restart (saves a start-up)
+    pool.chunk_size = 500  # one chunk each: stopped after 100 replies, the victim still owes 400
     try:
         t0 = time.monotonic()
         t, box = _run_in_thread(lambda: pool.score_segments(refs, preds))
@@ -169,7 +170,7 @@ def test_stalled_jvm_times_out_instead_of_hanging(pool, coco):
         t.join(300)
         elapsed = time.monotonic() - t0
     finally:
-        pool.timeout, pool.max_restarts = old
+        pool.timeout, pool.max_restarts, pool.chunk_size = old
         if victim.proc.poll() is None:  # pragma: no cover - the pool kills it
             os.kill(victim.proc.pid, signal.SIGKILL)
     assert "error" not in box, box.get("error")
@@ -183,8 +184,10 @@ def test_stalled_jvm_times_out_instead_of_hanging(pool, coco):
 
 
 def test_jvm_killed_mid_run_recovers_with_the_same_scores(pool, nice):
-    """Runs after the stall test, so one JVM is left: the run can only go on by restarting it."""
+    """One JVM left (the stall test removed the other): the run can only go on by restarting it."""
     refs, preds = head(nice)
+    if pool._jvms[1] is not None:  # when run on its own
+        pool._discard(1, pool._jvms[1])
     victim = pool._ready(0)
     start = victim.replies
     t, box = _run_in_thread(lambda: pool.score_segments(refs, preds))

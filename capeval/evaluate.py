@@ -249,12 +249,26 @@ def evaluate(
     ``tokenizer``: ``ptb`` (pure Python, pycocoevalcap's tokens), ``corenlp`` (the jar), ``none``.
     ``df``: precomputed :class:`DocumentFrequencies` (or a path to one) for CIDEr / CIDEr-D; by
     default the references being scored, as in pycocoevalcap.
+    ``meteor_options``: keywords for :class:`capeval.meteor.Meteor` (``jar``, ``java``, ``workers``,
+    ``heap``, ``timeout``...), ``progress``, or ``scorer=`` an open ``Meteor`` pool to reuse across
+    calls (its JVMs then stay up). Otherwise a pool is started at the beginning of the call, so the
+    JVMs load while the other metrics are computed, and closed at its end.
     """
-    import pandas as pd
-
     explicit = metrics is not None
     wanted = normalize_metrics(metrics, n)
     df = DocumentFrequencies.coerce(df)
+    # METEOR's JVMs load for seconds: start them first, so they load while the rest is computed
+    meteor_pool = _start_meteor(len(refs), explicit, meteor_options or {}) if "meteor" in wanted else None
+    try:
+        return _evaluate(refs, preds, wanted, tokenizer, df, n, sigma, strict, meteor_pool, meteor_options or {})
+    finally:
+        if meteor_pool is not None and not isinstance(meteor_pool, str) and "scorer" not in (meteor_options or {}):
+            meteor_pool.close()
+
+
+def _evaluate(refs, preds, wanted, tokenizer, df, n, sigma, strict, meteor_pool, meteor_options) -> EvaluationResult:
+    import pandas as pd
+
     prepared = prepare(refs, preds, tokenizer=tokenizer, strict=strict)
     corpus = prepared.corpus
     scores: dict[str, float] = {}
@@ -289,10 +303,13 @@ def evaluate(
             extra = {"sigma": sigma} if defended else {}
             signatures[metric] = make_signature({**common, "df": df_sig, "n": n, **extra, **version})
         elif metric == "meteor":
-            result = _run_meteor(prepared, explicit, meteor_options or {})
-            if isinstance(result, str):
-                skipped["METEOR"] = result
+            if isinstance(meteor_pool, str):  # unavailable: the reason
+                skipped["METEOR"] = meteor_pool
                 continue
+            from .meteor import meteor_segments
+
+            progress = meteor_options.get("progress")
+            result = meteor_segments(prepared.references, prepared.predictions, scorer=meteor_pool, progress=progress)
             scores["METEOR"], columns["METEOR"] = float(result.score), np.asarray(result.per_item, dtype=np.float64)
             statistics["meteor"] = np.asarray(result.stats)
             meteor_parts = {"meteor": result.signature, **({"jar": _jar_tag(result.jar)} if result.jar else {})}
@@ -319,20 +336,19 @@ def _jar_tag(path: str) -> str:
 _JAR_TAGS: dict = {}
 
 
-def _run_meteor(prepared: Prepared, explicit: bool, options: Mapping):
-    """METEOR scores, or (default metrics only) the reason it is unavailable."""
-    try:
-        from .meteor import meteor_segments
-    except ImportError as exc:  # the METEOR module is not part of this build
-        if explicit:
-            raise
-        return f"METEOR unavailable: {exc}"
+def _start_meteor(n_items: int, explicit: bool, options: Mapping):
+    """An open METEOR pool, already starting its JVMs; or (default metrics only) why there is none."""
     from .errors import MeteorUnavailableError
+    from .meteor import SEGMENTS_PER_NEW_JVM, Meteor
 
+    if options.get("scorer") is not None:
+        return options["scorer"]
     try:
-        return meteor_segments(prepared.references, prepared.predictions, **options)
+        pool = Meteor(**{k: v for k, v in options.items() if k not in ("scorer", "progress")})
     except MeteorUnavailableError as exc:
         if explicit:
             raise
-        warnings.warn(f"METEOR skipped: {exc}", MetricUnavailableWarning, stacklevel=3)
+        warnings.warn(f"METEOR skipped: {exc}", MetricUnavailableWarning, stacklevel=4)
         return str(exc)
+    # as many JVMs as the segments warrant (one per SEGMENTS_PER_NEW_JVM, as the pool itself plans)
+    return pool.start(max(1, -(-n_items // SEGMENTS_PER_NEW_JVM)))

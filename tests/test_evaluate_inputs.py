@@ -106,7 +106,7 @@ def test_signature_lists_only_computed_metrics_when_meteor_is_skipped(monkeypatc
     def unavailable(*args, **kwargs):
         raise MeteorUnavailableError("no java here")
 
-    monkeypatch.setattr(importlib.import_module("capeval.meteor"), "meteor_segments", unavailable)
+    monkeypatch.setattr(importlib.import_module("capeval.meteor"), "find_java", unavailable)
     with pytest.warns(MetricUnavailableWarning, match="no java"):
         result = capeval.evaluate(REFS, PREDS, tokenizer="none")
     assert "METEOR" not in result.scores and result.skipped == {"METEOR": "no java here"}

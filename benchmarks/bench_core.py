@@ -29,7 +29,9 @@ from capeval.tokenize import tokenize  # noqa: E402
 
 
 def clear_tokenizer_cache():
-    from capeval import tokenize as module
+    import importlib
+
+    module = importlib.import_module("capeval.tokenize")  # the module (capeval.tokenize is the function)
 
     if module._PTB_INSTANCE is not None:
         module._PTB_INSTANCE.cache.clear()

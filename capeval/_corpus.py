@@ -37,7 +37,7 @@ class ScoringCorpus:
         self.hypotheses = list(hypotheses)
         self.references = references if isinstance(references, list) else list(references)
         self.n_items = len(self.hypotheses)
-        self.n_refs = np.fromiter((len(r) for r in self.references), dtype=np.int64, count=self.n_items)
+        self.n_refs = np.fromiter(map(len, self.references), dtype=np.int64, count=self.n_items)
         per_item = self.n_refs + 1
         self.caption_item = np.repeat(np.arange(self.n_items, dtype=np.int64), per_item)
         item_start = np.zeros(self.n_items + 1, dtype=np.int64)

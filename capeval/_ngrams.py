@@ -155,12 +155,13 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
             key = prefix_id[starts].astype(np.int64)
             key *= n_words
             key += ids[starts + k - 1]
-        if n_prefix * n_words * max(n_pos, 1) < _INT64_LIMIT:
-            key *= n_pos  # pack (key, position) and sort once: positions ascend within a key
-            key += starts
+        shift = max(n_pos, 1).bit_length()
+        if n_prefix * n_words < _INT64_LIMIT >> shift:
+            key <<= shift  # pack (key, position) and sort once: positions ascend within a key
+            key |= starts
             key.sort()
-            pos_sorted = key % n_pos
-            key //= n_pos
+            pos_sorted = key & ((1 << shift) - 1)
+            key >>= shift
             key_sorted = key
         else:  # astronomically large corpus: a (slower) stable sort keeps positions ascending per key
             order = np.argsort(key, kind="stable")

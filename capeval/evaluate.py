@@ -139,6 +139,10 @@ def _id_hint(missing, other) -> str:
 def _align_ids(refs: Mapping, preds: Mapping, strict: bool) -> list:
     if not isinstance(refs, Mapping) or not isinstance(preds, Mapping):
         raise CapevalError("refs and preds must be mappings: {id: [reference captions]} and {id: caption}")
+    if refs.keys() == preds.keys():  # the common case, one C-level set comparison
+        if not refs:
+            raise MissingIdError("no id is shared by refs and preds")
+        return list(refs)
     pred_keys = set(preds)
     missing_preds = [i for i in refs if i not in pred_keys]
     extra_preds = [i for i in preds if i not in refs]
@@ -184,6 +188,8 @@ def prepare(refs: Mapping, preds: Mapping, tokenizer: str = "ptb", strict: bool 
         pred_list = [_as_prediction(preds[i], i) for i in ids]
     # two calls, references then predictions, each in id order, as pycocoevalcap does: the PTB
     # lexer looks one caption ahead, so a caption's tokens can depend on the caption after it
+    if tokenizer == "none":  # validated above; the text is used as given
+        return Prepared(ids, ref_lists, pred_list, tokenizer)
     flat_refs = tokenize(list(chain.from_iterable(ref_lists)), tokenizer)
     ends = np.cumsum([len(r) for r in ref_lists]).tolist()
     tok_refs = [flat_refs[a:b] for a, b in zip([0] + ends[:-1], ends)]

@@ -13,14 +13,6 @@ from capeval_models.transformer import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_expected_output_equals_the_undropped_output():
     torch.manual_seed(0)
     N, H, T, D = 40000, 4, 3, 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tiny_data import TinyCaptions
 
 from capeval_models import layers as L
 from capeval_models.gradcheck import check_model_gradients
@@ -177,34 +178,6 @@ def test_save_load_roundtrip(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------------
 # Overfitting a small training set
-
-
-class TinyCaptions:
-    """The dataset-split interface (features, captions, image_idxs, vocab, sample_minibatch), one caption per
-    image, random words: only memorisation brings the loss down."""
-
-    def __init__(self, n=50, D=32, T=17, n_words=36, seed=0):
-        rng = np.random.default_rng(seed)
-        self.word_to_idx = _vocab(n_words)
-        self.features = rng.standard_normal((n, D)).astype(np.float32)
-        self.image_ids = [f"img{i}" for i in range(n)]
-        self.captions = np.zeros((n, T), dtype=np.int32)
-        for i in range(n):
-            k = int(rng.integers(5, T - 1))
-            self.captions[i, 0] = 1
-            self.captions[i, 1 : k + 1] = rng.integers(4, len(self.word_to_idx), size=k)
-            self.captions[i, k + 1] = 2
-        self.image_idxs = np.arange(n)
-
-    def sample_minibatch(self, batch_size, rng):
-        idx = rng.integers(len(self.captions), size=batch_size)
-        ii = self.image_idxs[idx]
-        return {
-            "captions": self.captions[idx],
-            "features": self.features[ii],
-            "regions": None,
-            "image_idxs": ii,
-        }
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from tiny_data import TinyCaptions as _TinyCaptions
 
 from capeval_models import optim, training
 from capeval_models.rnn import CaptioningRNN
@@ -106,36 +107,12 @@ def test_blas_threads_restores_setting():
         pass
 
 
+def TinyCaptions(**kw):  # noqa: N802 - the small defaults of these tests
+    return _TinyCaptions(**{"n": 12, "D": 6, "T": 7, "n_words": 8, "min_words": 2, "id_prefix": "", **kw})
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The loop
-
-
-class TinyCaptions:
-    """The dataset-split interface used by the training loop (see capeval_models.data), made up."""
-
-    def __init__(self, n=12, D=6, T=7, n_words=8, seed=0):
-        rng = np.random.default_rng(seed)
-        specials = ["<NULL>", "<START>", "<END>", "<UNK>"]
-        self.word_to_idx = {w: i for i, w in enumerate(specials + [f"w{i}" for i in range(n_words)])}
-        self.features = rng.standard_normal((n, D)).astype(np.float32)
-        self.image_ids = [str(i) for i in range(n)]
-        self.captions = np.zeros((n, T), dtype=np.int32)
-        for i in range(n):
-            k = int(rng.integers(2, T - 1))
-            self.captions[i, 0] = 1
-            self.captions[i, 1 : k + 1] = rng.integers(4, len(self.word_to_idx), size=k)
-            self.captions[i, k + 1] = 2
-        self.image_idxs = np.arange(n)
-
-    def sample_minibatch(self, batch_size, rng):
-        idx = rng.integers(len(self.captions), size=batch_size)
-        ii = self.image_idxs[idx]
-        return {
-            "captions": self.captions[idx],
-            "features": self.features[ii],
-            "regions": None,
-            "image_idxs": ii,
-        }
 
 
 def _trainer(data, tmp_path=None, cell="lstm", **kw):

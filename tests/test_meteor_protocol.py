@@ -10,11 +10,11 @@ import os
 import sys
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from meteor_helpers import make_jar_dir
 
 import capeval.meteor as M
 from capeval.errors import MeteorError, MeteorUnavailableError
@@ -42,16 +42,6 @@ def fake(tmp_path, monkeypatch):
     return str(java), jar, record
 
 
-def make_jar_dir(root: Path) -> Path:
-    """A stand-in meteor-1.5.jar (a zip) with a data/paraphrase-en.gz of plausible size."""
-    root.mkdir(parents=True, exist_ok=True)
-    jar = root / "meteor-1.5.jar"
-    with zipfile.ZipFile(jar, "w") as z:
-        z.writestr("Meteor.class", b"not really")
-    (root / "data").mkdir(exist_ok=True)
-    with open(root / "data" / "paraphrase-en.gz", "wb") as fh:
-        fh.truncate(2_000_000)
-    return jar
 
 
 def recorded(record: Path) -> list[dict]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from meteor_helpers import make_jar_dir
 
 import capeval.meteor as M
 from capeval.errors import (
@@ -143,15 +143,6 @@ def test_input_errors_need_no_java():
 
 
 # -- finding java and the jar -----------------------------------------------------------------------
-def make_jar_dir(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    jar = root / "meteor-1.5.jar"
-    with zipfile.ZipFile(jar, "w") as z:
-        z.writestr("Meteor.class", b"not really")
-    (root / "data").mkdir(exist_ok=True)
-    with open(root / "data" / "paraphrase-en.gz", "wb") as fh:
-        fh.truncate(2_000_000)
-    return jar
 
 
 def test_find_jar_argument_env_and_errors(tmp_path, monkeypatch):

@@ -13,10 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ._ngrams import NgramCounts, TokenizedCorpus, count_ngrams, encode_captions, encode_words, segment_starts
-
-# characters str.split() splits on besides " " (all c with c.isspace(); tests/test_corpus.py checks)
-_OTHER_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+from ._ngrams import OTHER_WHITESPACE, NgramCounts, TokenizedCorpus, count_ngrams, encode_captions, encode_words, segment_starts
 
 
 def _single_spaced(captions: list[str]) -> bool:
@@ -25,7 +22,7 @@ def _single_spaced(captions: list[str]) -> bool:
     joined = "\x00".join(captions)
     if "  " in joined or " \x00" in joined or "\x00 " in joined or joined.startswith(" ") or joined.endswith(" "):
         return False
-    return not any(ch in joined for ch in _OTHER_WHITESPACE)
+    return not any(ch in joined for ch in OTHER_WHITESPACE)
 
 
 class ScoringCorpus:

@@ -58,41 +58,95 @@ def encode_words(token_lists: list[list[str]], vocab: dict[str, int] | None = No
     return TokenizedCorpus(ids, offsets, words)
 
 
-_SENTINEL = "\x00"
+# whitespace str.split() splits on besides " " (all c with c.isspace(); tests/test_corpus.py checks)
+OTHER_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f\x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+_KEY_BYTES = 8  # words of up to 8 UTF-8 bytes are their own exact integer key
+_MAX_CHUNKS = 8  # words up to 64 bytes are keyed with numpy, longer ones with a dict
+_KEY_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(_KEY_BYTES)] + [2**64 - 1], dtype=np.uint64)
 
 
 def encode_captions(captions: list[str]) -> TokenizedCorpus:
-    """Word ids of ``str.split()`` tokens of every caption, with one C-level split of the whole text.
+    """Word ids of the ``str.split()`` tokens of every caption, without a Python-level pass per token.
 
-    Captions are joined around a NUL sentinel token whose positions give the caption boundaries."""
-    joined = f" {_SENTINEL} ".join(captions)
-    if _SENTINEL in "".join(captions):  # a NUL inside a caption: split them one by one
+    The captions, joined by newlines, become one UTF-8 byte array; word boundaries are found with
+    numpy, and a word of up to 8 bytes is identified by the 8 bytes read at its start with the bytes
+    after its end masked off (no word holds a NUL byte, so the key is exact). Longer words, a few
+    per cent in English, extend that id 8 bytes at a time. Captions holding other whitespace (tabs,
+    newlines, U+00A0...) or NUL take the plain ``str.split()`` path."""
+    joined = "\n".join(captions)
+    if not joined.isascii() and any(ch in joined for ch in OTHER_WHITESPACE if ch > "\x7f"):
         return encode_words([c.split() for c in captions])
-    flat = joined.split()
-    # one C-level pass: each word's id is the position of its first occurrence, made dense below
-    first_seen: dict[str, int] = {}
-    ids = np.fromiter(map(first_seen.setdefault, flat, count()), dtype=np.int64, count=len(flat))
-    firsts = np.flatnonzero(ids == np.arange(len(ids)))
-    dense = np.zeros(len(ids), dtype=np.int64)
-    dense[firsts] = np.arange(len(firsts))
-    ids = dense[ids]
-    vocab = dict(zip(first_seen, range(len(firsts))))  # dicts keep insertion (= first-seen) order
-    sentinel = vocab.pop(_SENTINEL, None)
-    if sentinel is None:  # a single caption
-        bounds = np.zeros(0, dtype=np.int64)
-    else:
-        bounds = np.flatnonzero(ids == sentinel)
-        keep = np.ones(len(ids), dtype=bool)
-        keep[bounds] = False
-        ids = ids[keep]
-        ids[ids > sentinel] -= 1  # close the gap the sentinel's id leaves
-        vocab = {w: (i - 1 if i > sentinel else i) for w, i in vocab.items()}
-    ends = np.append(bounds - np.arange(len(bounds)), len(ids))
-    offsets = np.concatenate(([0], ends)).astype(np.int64)
-    words = [""] * len(vocab)
-    for w, i in vocab.items():
-        words[i] = w
-    return TokenizedCorpus(ids, offsets, words)
+    raw = joined.encode("utf-8", "surrogatepass")  # lone surrogates stay distinct words
+    size = len(raw)
+    padded = np.zeros(1 + size + _KEY_BYTES, dtype=np.uint8)  # a separator before, room for the last key after
+    text = padded[1 : 1 + size]
+    text[:] = np.frombuffer(raw, dtype=np.uint8)
+    line_ends = np.flatnonzero(text < 32)
+    if len(line_ends) != max(len(captions) - 1, 0):  # NUL, tab, newline... inside a caption
+        return encode_words([c.split() for c in captions])
+    is_separator = padded <= 32  # space, the joining newlines, the zero padding
+    edges = np.flatnonzero(is_separator[:-1] != is_separator[1:])  # in text coordinates
+    starts, ends = edges[0::2], edges[1::2]
+    word_len = ends - starts
+    windows = np.ndarray(shape=(size + 1,), dtype="<u8", buffer=padded, offset=1, strides=(1,))
+    keys = windows[starts].astype(np.uint64)
+    keys &= _KEY_MASKS[np.minimum(word_len, _KEY_BYTES)]
+
+    # longer words: extend the id of their first 8 bytes by the next 8, as n-gram ids are extended
+    word_ids, n_ids = _dense_ranks(keys)
+    longer = np.flatnonzero(word_len > _KEY_BYTES)
+    for chunk in range(1, _MAX_CHUNKS):
+        if not len(longer):
+            break
+        rest = word_len[longer] - chunk * _KEY_BYTES
+        next_keys = windows[starts[longer] + chunk * _KEY_BYTES].astype(np.uint64)
+        next_keys &= _KEY_MASKS[np.minimum(rest, _KEY_BYTES)]
+        next_ranks, n_next = _dense_ranks(next_keys)
+        pair_ranks, n_pairs = _dense_ranks(word_ids[longer].astype(np.uint64) * np.uint64(n_next) + next_ranks.astype(np.uint64))
+        word_ids[longer] = n_ids + pair_ranks  # new ids: a word that *is* the prefix keeps the old one
+        n_ids += n_pairs
+        longer = longer[rest > _KEY_BYTES]
+    if len(longer):  # words beyond _MAX_CHUNKS * 8 bytes (URLs, junk): by their bytes
+        by_bytes: dict[bytes, int] = {}
+        spans = zip(starts[longer].tolist(), ends[longer].tolist())
+        word_ids[longer] = n_ids + np.fromiter(map(by_bytes.setdefault, (raw[a:b] for a, b in spans), count()), dtype=np.int64, count=len(longer))
+        n_ids += len(longer)
+    # dense ids; each word's text from its first occurrence
+    first_at = np.full(n_ids, -1, dtype=np.int64)
+    first_at[word_ids[::-1]] = np.arange(len(word_ids) - 1, -1, -1)
+    used = np.flatnonzero(first_at >= 0)
+    dense = np.zeros(n_ids, dtype=np.int64)
+    dense[used] = np.arange(len(used))
+    word_ids = dense[word_ids]
+    spans = zip(starts[first_at[used]].tolist(), ends[first_at[used]].tolist())
+    words = [raw[a:b].decode("utf-8", "surrogatepass") for a, b in spans]
+    offsets = np.empty(len(captions) + 1, dtype=np.int64)
+    offsets[0], offsets[-1] = 0, len(starts)
+    offsets[1:-1] = np.searchsorted(starts, line_ends)
+    return TokenizedCorpus(word_ids, offsets, words)
+
+
+def _dense_ranks(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rank of each uint64 key among the distinct keys (``np.unique(keys, return_inverse=True)``),
+    and their number. One ``np.sort`` finds the distinct keys; a multiplicative hash table then looks
+    each key up, 5-10x faster than a binary search per key, which only keys whose slot is shared
+    by two distinct values (a few per cent) fall back to."""
+    ordered = np.sort(keys)
+    distinct = ordered[segment_starts(ordered)]
+    n_distinct = len(distinct)
+    if n_distinct < 2 or len(keys) < 4096:
+        return np.searchsorted(distinct, keys).astype(np.int64), n_distinct
+    bits = min(n_distinct.bit_length() + 5, 30)
+    shift = np.uint64(64 - bits)
+    multiplier = np.uint64(0x9E3779B97F4A7C15)  # odd: a bijection mod 2**64 with well-mixed high bits
+    slot_of_distinct = (distinct * multiplier) >> shift
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    table[slot_of_distinct] = np.arange(n_distinct)
+    table[np.bincount(slot_of_distinct.astype(np.int64), minlength=1 << bits) > 1] = -1
+    ranks = table[(keys * multiplier) >> shift]
+    unresolved = np.flatnonzero(ranks < 0)
+    ranks[unresolved] = np.searchsorted(distinct, keys[unresolved])
+    return ranks, n_distinct
 
 
 @dataclass

@@ -4,13 +4,13 @@ from collections import Counter
 
 import numpy as np
 
-from capeval._corpus import _OTHER_WHITESPACE, ScoringCorpus, _single_spaced
-from capeval._ngrams import count_ngrams, encode_captions, encode_words
+from capeval._corpus import ScoringCorpus, _single_spaced
+from capeval._ngrams import OTHER_WHITESPACE, _dense_ranks, count_ngrams, encode_captions, encode_words
 
 
 def test_other_whitespace_is_exactly_what_str_split_splits_on():
     expected = {chr(c) for c in range(0x110000) if chr(c).isspace()} - {" "}
-    assert set(_OTHER_WHITESPACE) == expected
+    assert set(OTHER_WHITESPACE) == expected
 
 
 def test_single_spaced_detection():
@@ -24,6 +24,53 @@ def test_encoding_matches_str_split():
     fast, slow = encode_captions(captions), encode_words([c.split() for c in captions])
     assert [fast.words[i] for i in fast.word_ids] == [w for c in captions for w in c.split()]
     assert fast.offsets.tolist() == slow.offsets.tolist()
+
+
+def assert_encodes_like_str_split(captions):
+    tok = encode_captions(captions)
+    assert len(set(tok.words)) == len(tok.words)  # one id per distinct word
+    assert [tok.words[i] for i in tok.word_ids] == [w for c in captions for w in c.split()]
+    assert tok.lengths.tolist() == [len(c.split()) for c in captions]
+
+
+def test_byte_keys_cover_every_word_length_and_prefix():
+    # 8 bytes is one key; longer words extend it 8 bytes at a time; beyond 64 bytes a dict takes over
+    stems = ["sandwich", "sandwiche", "sandwiches", "s" * 15, "s" * 16, "s" * 17, "x" * 63, "x" * 64, "x" * 65, "x" * 200]
+    captions = [" ".join(stems), " ".join(reversed(stems)), "", "sandwich sandwich", "s" * 8, "  a   b  ", " ", "a"]
+    assert_encodes_like_str_split(captions)
+
+
+def test_byte_keys_with_unicode_and_odd_characters():
+    captions = [
+        "caf\u00e9 cafe caf\u00e9s \u00e9t\u00e9",
+        "\u732b\u304c \u732b\u304c\u5ea7\u3063\u3066\u3044\u308b \U0001F600\U0001F600\U0001F600",  # 3- and 4-byte characters
+        "\ud800 lone \udfff surrogates",
+        "\x01ctrl\x7f del",  # control characters that str.split() keeps inside words
+        "tab\there nbsp\u00a0here ideographic\u3000space \x1cfile",  # other whitespace
+        "nul\x00byte",
+    ]
+    assert_encodes_like_str_split(captions)
+    for caption in captions:  # each alone: the fast path and the fallbacks
+        assert_encodes_like_str_split([caption, "a b"])
+
+
+def test_byte_keys_on_a_large_random_vocabulary():
+    rng = np.random.default_rng(3)
+    alphabet = np.array(list("abcdefghij\u00e9\u4e00"))
+    vocab = np.array(["".join(alphabet[rng.integers(0, len(alphabet), size=rng.integers(1, 20))]) for _ in range(30_000)])
+    captions = [" ".join(vocab[rng.integers(0, len(vocab), size=rng.integers(0, 15))]) for _ in range(5_000)]
+    assert_encodes_like_str_split(captions)
+
+
+def test_dense_ranks_equal_numpy_unique():
+    rng = np.random.default_rng(5)
+    for distinct, size in ((1, 10), (3, 5000), (50_000, 200_000), (200_000, 300_000)):
+        pool = rng.integers(0, 2**64, size=distinct, dtype=np.uint64)
+        keys = pool[rng.integers(0, distinct, size=size)]
+        ranks, n_distinct = _dense_ranks(keys)
+        unique, inverse = np.unique(keys, return_inverse=True)
+        assert n_distinct == len(unique)
+        assert np.array_equal(ranks, inverse)
 
 
 def test_ngram_counts_match_a_direct_count():

@@ -13,7 +13,15 @@ from functools import cached_property
 
 import numpy as np
 
-from ._ngrams import OTHER_WHITESPACE, NgramCounts, TokenizedCorpus, count_ngrams, encode_captions, encode_words, segment_starts
+from ._ngrams import (
+    OTHER_WHITESPACE,
+    NgramCounts,
+    TokenizedCorpus,
+    count_ngrams,
+    encode_captions,
+    encode_words,
+    segment_starts,
+)
 
 
 def _single_spaced(captions: list[str]) -> bool:

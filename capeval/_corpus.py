@@ -73,10 +73,11 @@ class ScoringCorpus:
     @cached_property
     def rouge_tokens(self) -> TokenizedCorpus:
         """Words as pycocoevalcap's ROUGE-L sees them: ``str.split(" ")`` (so "" is one empty token)."""
-        if not _single_spaced(self.captions):
+        tok = self.tokens
+        single_spaced = tok.single_spaced if tok.single_spaced is not None else _single_spaced(self.captions)
+        if not single_spaced:
             return encode_words([c.split(" ") for c in self.captions])
         # single-spaced text: split(" ") equals split() except that "" becomes [""]
-        tok = self.tokens
         lengths = tok.lengths
         empty = lengths == 0
         if not empty.any():

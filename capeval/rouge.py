@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._corpus import ScoringCorpus
-from ._ngrams import segment_starts
+from ._ngrams import find_sorted, segment_starts
 
 BETA = 1.2
 _WORD_BITS = 64
@@ -61,11 +61,10 @@ def lcs_lengths(corpus: ScoringCorpus) -> np.ndarray:
     # every reference token looks up the mask of its word in its item's hypothesis
     ref_pos, ref_owner, _ = _token_positions(tok.offsets, corpus.ref_caption)
     query = corpus.ref_item[ref_owner] * n_words + tok.word_ids[ref_pos]
-    idx = np.minimum(np.searchsorted(mask_keys, query), max(len(mask_keys) - 1, 0))
+    idx = find_sorted(mask_keys, query)
+    found = idx >= 0
     tok_mask = np.zeros(len(query), dtype=np.uint64)
-    if len(mask_keys):
-        found = mask_keys[idx] == query
-        tok_mask[found] = masks[idx[found]]
+    tok_mask[found] = masks[idx[found]]
 
     # bit-parallel LCS over all pairs; references sorted by length so column j touches only longer ones
     pair_short = short[corpus.ref_item]

@@ -15,8 +15,10 @@ def test_other_whitespace_is_exactly_what_str_split_splits_on():
 
 def test_single_spaced_detection():
     assert _single_spaced(["a b", "", "c"])
-    for bad in (["a  b"], [" a"], ["a "], ["a\tb"], ["a\u3000b"], ["a", " b"]):
+    assert encode_captions(["a b", "", "c"]).single_spaced
+    for bad in (["a  b"], [" a"], ["a "], ["a\tb"], ["a\u3000b"], ["a", " b"], ["a", " ", "b"], ["", " "]):
         assert not _single_spaced(bad), bad
+        assert encode_captions(bad).single_spaced in (False, None), bad  # None: the encoder's slow path
 
 
 def test_encoding_matches_str_split():

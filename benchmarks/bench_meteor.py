@@ -1,6 +1,7 @@
 """METEOR: pycocoevalcap 1.2's Meteor vs capeval's, same jar, same tokenized inputs, one run each.
 
-    python benchmarks/bench_meteor.py [--set coco40k|coco|nice] [--workers N] [--order pc,capeval]
+    python benchmarks/bench_meteor.py [--set coco40k|coco|nice] [--workers N] [--jvm-mode auto|threads|processes]
+                                      [--order pycocoevalcap,capeval]
 
 The default set is the COCO leave-one-out set (4,800 images) replicated with fresh ids to 40,504
 images (COCO val2014's size). Captions are PTB-tokenized once beforehand (capeval's ``ptb``, the
@@ -9,8 +10,9 @@ tokens pycocoevalcap's tokenizer gives) and both sides get the same text; tokeni
 Timed for each side: everything a user waits for, from constructing the scorer (JVM start-up, which
 loads the 60 MB paraphrase table) to the corpus score and per-image scores, and closing it.
 pycocoevalcap: ``Meteor()`` + ``compute_score`` (one SCORE round-trip per image, then one EVAL).
-capeval: ``capeval.meteor.meteor`` (worker JVMs, pipelined SCORE lines, chunked EVALs, one EVAL of
-the summed statistics). Peak memory: the JVMs' peak resident set (VmHWM), summed over capeval's
+capeval: ``capeval.meteor.meteor`` (by default one JVM whose scoring threads share Meteor's tables;
+``--jvm-mode processes``: one ``java -jar`` per worker; pipelined SCORE lines, one EVAL of the summed
+statistics). Peak memory: the JVMs' peak resident set (VmHWM), summed over capeval's
 workers; JVM CPU: their user + system time (what other work on the machine competes with; on a busy
 machine the wall-time ratio shrinks towards the CPU-time ratio). The scores must agree (per image and corpus, to 1e-9) before any time is reported.
 """
@@ -92,25 +94,26 @@ def run_pycocoevalcap(refs, preds):
     }
 
 
-def run_capeval(refs, preds, workers, jvm_args=()):
+def run_capeval(refs, preds, workers, jvm_mode="auto", jvm_args=()):
     from capeval.meteor import Meteor, meteor
 
     t = time.perf_counter()
-    with Meteor(workers=workers, progress=False, jvm_args=jvm_args) as pool:
+    with Meteor(workers=workers, progress=False, jvm_args=jvm_args, jvm_mode=jvm_mode) as pool:
         result = meteor(refs, preds, scorer=pool)
         procs = [j.proc for j in pool._jvms if j is not None]
         rss = sum(peak_rss(p.pid) for p in procs)
         cpu = sum(cpu_seconds(p.pid) for p in procs)
     seconds = time.perf_counter() - t
     return {
-        "name": f"capeval ({result.details['workers']} JVM{'s' if result.details['workers'] > 1 else ''}"
+        "name": f"capeval ({result.details['jvm_mode']}: {result.details['jvms']} JVM"
+        f"{'s' if result.details['jvms'] > 1 else ''}, {result.details['workers']} scorers"
         f"{', ' + ' '.join(jvm_args) if jvm_args else ''})",
         "seconds": seconds,
         "score": result.score,
         "per_item": result.per_item,
         "rss": rss,
         "cpu": cpu,
-        "jvms": result.details["workers"],
+        "jvms": result.details["jvms"],
         "details": result.details,
     }
 
@@ -119,8 +122,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", choices=sorted(SETS), default="coco40k")
     ap.add_argument(
-        "--workers", type=int, default=None, help="capeval worker JVMs (default: one per core, at most 4)"
+        "--workers", type=int, default=None, help="capeval's parallel scorers (default: one per core, at most 4)"
     )
+    ap.add_argument("--jvm-mode", choices=("auto", "threads", "processes"), default="auto")
     ap.add_argument("--order", default="pycocoevalcap,capeval", help="which side runs first")
     ap.add_argument(
         "--jvm-args", default="", help="extra JVM options for capeval's JVMs, e.g. -XX:+UseParallelGC"
@@ -137,11 +141,11 @@ def main(argv=None):
         runs[side] = (
             run_pycocoevalcap(refs, preds)
             if side == "pycocoevalcap"
-            else run_capeval(refs, preds, args.workers, tuple(args.jvm_args.split()))
+            else run_capeval(refs, preds, args.workers, args.jvm_mode, tuple(args.jvm_args.split()))
         )
         r = runs[side]
         print(
-            f"  {r['name']:<30} {r['seconds']:7.2f} s   METEOR {r['score']:.6f}   "
+            f"  {r['name']:<40} {r['seconds']:7.2f} s   METEOR {r['score']:.6f}   "
             f"JVM CPU {r['cpu']:6.1f} s   peak JVM RSS {r['rss'] / 2**30:.2f} GB   load {os.getloadavg()[0]:.2f}"
         )
     pc, ce = runs["pycocoevalcap"], runs["capeval"]

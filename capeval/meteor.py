@@ -88,6 +88,11 @@ METEOR_ARGS = ("-", "-", "-stdio", "-l", "en", "-norm")
 # which follows the default locale: under de_DE "0.5" fails and the JVM exits. String.toLowerCase in
 # -norm follows it too (Turkish dotless i). So the locale is pinned on the command line.
 LOCALE_ARGS = ("-Duser.language=en", "-Duser.country=US")
+# capeval's multi-threaded front end (our source, compiled once against the jar, see compile_server)
+SERVER_SOURCE = Path(__file__).with_name("java") / "CapevalMeteor.java"
+SERVER_CLASS = "CapevalMeteor"
+ENV_CACHE = "CAPEVAL_CACHE"
+JVM_MODES = ("auto", "threads", "processes")
 # Options the JVM reads from the environment; _JAVA_OPTIONS even overrides the command line.
 JAVA_ENV_OPTIONS = ("_JAVA_OPTIONS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS")
 INSTALL_JAR = (
@@ -346,6 +351,70 @@ def meteor_unavailable_reason(jar=None, java=None) -> str | None:
     except MeteorUnavailableError as exc:
         return str(exc)
     return None
+
+
+# -- the multi-threaded front end -----------------------------------------------------------------
+def _cache_root() -> Path:
+    env = os.environ.get(ENV_CACHE)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "capeval"
+
+
+def _sanitized_env() -> dict:
+    """The environment for Java: no option variables (``_JAVA_OPTIONS`` overrides the command line),
+    C numeric conventions, UTF-8 (so a jar path with non-ASCII characters still opens)."""
+    env = {k: v for k, v in os.environ.items() if k not in JAVA_ENV_OPTIONS}
+    if os.name != "nt":
+        env["LC_ALL"] = "C.UTF-8"
+        env["LANG"] = "C.UTF-8"
+    return env
+
+
+def compile_server(java: str, jar: Path) -> Path:
+    """The directory holding ``CapevalMeteor.class``, capeval's front end to the jar, compiled once with
+    the ``javac`` beside ``java`` and cached in ``$CAPEVAL_CACHE`` (default ``~/.cache/capeval``).
+
+    The front end (``capeval/java/CapevalMeteor.java``) answers the jar's stdio protocol with the jar's
+    own configuration and scorer classes, but loads Meteor's tables once and scores with several threads
+    (Meteor's ``MeteorScorer(MeteorScorer)`` shares the tables and gives each its own stemmer), instead
+    of one JVM per worker each loading them. Raises :class:`MeteorUnavailableError` when there is no
+    ``javac`` (a JRE without the JDK) or it cannot compile; ``jvm_mode="processes"`` needs neither."""
+    javac = Path(java).resolve().parent / ("javac.exe" if os.name == "nt" else "javac")
+    if not javac.is_file():
+        raise MeteorUnavailableError(f"no javac beside {java} (a JRE, not a JDK) to compile capeval's front end")
+    import hashlib
+
+    source = SERVER_SOURCE.read_bytes()
+    key = hashlib.sha256(source)
+    for part in (javac, jar):
+        st = part.stat()
+        key.update(f"|{part}|{st.st_size}|{st.st_mtime_ns}".encode("utf-8", "surrogateescape"))
+    target = _cache_root() / f"meteor-server-{key.hexdigest()[:16]}"
+    if (target / f"{SERVER_CLASS}.class").is_file():
+        return target
+    import tempfile
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        build = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    except OSError as exc:
+        raise MeteorUnavailableError(f"cannot write the compiled front end under {target.parent}: {exc}") from exc
+    try:
+        cmd = [str(javac), "-nowarn", "-encoding", "UTF-8", "-cp", str(jar), "-d", str(build), str(SERVER_SOURCE)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, env=_sanitized_env(), timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise MeteorUnavailableError(f"javac failed: {exc}") from exc
+        if done.returncode != 0 or not (build / f"{SERVER_CLASS}.class").is_file():
+            tail = done.stderr.decode("utf-8", "replace").strip()[-800:]
+            raise MeteorUnavailableError(f"javac could not compile capeval's front end against {jar}: {tail}")
+        try:
+            os.replace(build, target)  # atomic: a concurrent compile leaves one complete directory
+        except OSError:
+            if not (target / f"{SERVER_CLASS}.class").is_file():
+                raise
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return target
 
 
 # -- captions -------------------------------------------------------------------------------------
@@ -641,14 +710,19 @@ class _Batch:
 
 
 class Meteor:
-    """A pool of Meteor 1.5 JVMs (``-l en -norm``, pycocoevalcap's settings). Thread-safe; a context
+    """A pool of Meteor 1.5 scorers (``-l en -norm``, pycocoevalcap's settings). Thread-safe; a context
     manager; closed at interpreter exit. JVMs start on first use (or :meth:`start`) and stay up for
     later calls, so keep one instance to score several sets.
 
     ``jar``: meteor-1.5.jar or its directory (default ``$CAPEVAL_METEOR_JAR``, else pycocoevalcap's).
     ``java``: the java executable (default ``$JAVA_HOME/bin/java``, else ``java`` on PATH).
-    ``workers``: JVMs to run (default ``$CAPEVAL_METEOR_WORKERS`` or one per core, at most 4); fewer are
-    started when the input is small or memory is short. ``heap``: ``-Xmx`` (pycocoevalcap: ``2G``);
+    ``workers``: parallel scorers (default ``$CAPEVAL_METEOR_WORKERS`` or one per core, at most 4).
+    ``jvm_mode``: ``"threads"``: one JVM whose ``workers`` threads share one copy of Meteor's tables
+    (capeval's small front end to the jar, compiled once with the JDK's ``javac``, see
+    :func:`compile_server`): one table load and ~1.5 GB instead of one per worker; ``"processes"``: one
+    ``java -jar meteor-1.5.jar`` per worker (pycocoevalcap's command, no ``javac`` needed; fewer JVMs are
+    started when the input is small or memory is short); ``"auto"`` (default): threads when the front end
+    compiles, else processes. Both give the jar's numbers. ``heap``: ``-Xmx`` (pycocoevalcap: ``2G``);
     ``fallback_heap`` is used when memory is short or a JVM cannot get its heap (results do not depend
     on the heap). ``timeout``: seconds to wait for any single reply before the JVM counts as stalled;
     ``startup_timeout``: for a JVM to load its tables. ``max_restarts``: per worker and per call, how
@@ -675,12 +749,25 @@ class Meteor:
         progress: bool | None = None,
         chunk_size: int | None = None,
         segment_scores: str = "python",
+        jvm_mode: str = "auto",
     ):
+        if jvm_mode not in JVM_MODES:
+            raise ValueError(f"jvm_mode must be one of {JVM_MODES}, got {jvm_mode!r}")
         self.java = find_java(java)
         self.jar = find_meteor_jar(jar)
         self.workers = int(workers) if workers is not None else _default_workers()
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        self.server_dir: Path | None = None
+        if jvm_mode != "processes":
+            try:
+                self.server_dir = compile_server(self.java, self.jar)
+            except MeteorUnavailableError as exc:
+                if jvm_mode == "threads":
+                    raise
+                log.info("METEOR: %s; running one JVM per worker instead", exc)
+        self.jvm_mode = "threads" if self.server_dir is not None else "processes"
+        self._slots = 1 if self.jvm_mode == "threads" else self.workers  # JVMs
         _heap_bytes(heap)
         _heap_bytes(fallback_heap)
         self.heap = heap
@@ -697,8 +784,8 @@ class Meteor:
         self.version = _version_of(self.jar)
         self._lock = threading.Lock()  # one batch at a time
         self._pool_lock = threading.Lock()  # the JVM slots
-        self._jvms: list[_Jvm | None] = [None] * self.workers
-        self._heaps: list[str] = [heap] * self.workers
+        self._jvms: list[_Jvm | None] = [None] * self._slots
+        self._heaps: list[str] = [heap] * self._slots
         self._closed = False
         self._started = 0
         self._finalizer = weakref.finalize(self, _shutdown, self._jvms)
@@ -712,7 +799,7 @@ class Meteor:
 
     def __repr__(self) -> str:
         running = sum(j is not None for j in self._jvms)
-        state = "closed" if self._closed else f"{running}/{self.workers} JVMs running"
+        state = "closed" if self._closed else f"{running}/{self._slots} JVMs running, {self.jvm_mode} mode"
         return f"Meteor({self.jar}, {state})"
 
     def close(self) -> None:
@@ -729,28 +816,40 @@ class Meteor:
         return self._closed
 
     def command(self, heap: str | None = None) -> list[str]:
-        """The JVM command line (pycocoevalcap's, plus the pinned locale and ``jvm_args``)."""
+        """The JVM command line: pycocoevalcap's (plus the pinned locale and ``jvm_args``), or in threads
+        mode the same Meteor arguments given to capeval's front end with the number of threads."""
+        heap = heap or self.heap
+        if self.jvm_mode == "processes":
+            return [self.java, *LOCALE_ARGS, *self.jvm_args, "-jar", f"-Xmx{heap}", str(self.jar), *METEOR_ARGS]
+        # a throughput collector with a large young generation: Meteor's scoring makes short-lived
+        # garbage around ~1 GB of long-lived tables (~10% less JVM CPU than the default G1 here)
+        young = _heap_bytes(heap) * 3 // 5 >> 20
         return [
             self.java,
             *LOCALE_ARGS,
+            "-XX:+UseParallelGC",
+            f"-Xms{heap}",
+            f"-Xmn{young}m",
             *self.jvm_args,
-            "-jar",
-            f"-Xmx{heap or self.heap}",
-            str(self.jar),
+            f"-Xmx{heap}",
+            "-cp",
+            f"{self.jar}{os.pathsep}{self.server_dir}",
+            SERVER_CLASS,
+            str(self.workers),
             *METEOR_ARGS,
         ]
 
     def _env(self) -> dict:
-        env = {k: v for k, v in os.environ.items() if k not in JAVA_ENV_OPTIONS}
-        if os.name != "nt":
-            # C numeric conventions; UTF-8 so a jar path with non-ASCII characters still opens
-            env["LC_ALL"] = "C.UTF-8"
-            env["LANG"] = "C.UTF-8"
-        return env
+        return _sanitized_env()
+
+    def _footprint(self, heap: str) -> int:
+        """Resident memory of one JVM: the heap is used in full in threads mode (a young generation
+        cycled through), towards ``-Xmx`` in processes mode (see :func:`_jvm_footprint`)."""
+        return _heap_bytes(heap) + (300 << 20) if self.jvm_mode == "threads" else _jvm_footprint(heap)
 
     def start(self, n: int | None = None) -> Meteor:
-        """Start ``n`` JVMs (default all workers) in the background, without waiting for them."""
-        n = self.workers if n is None else max(1, min(int(n), self.workers))
+        """Start ``n`` JVMs (default all the pool needs) in the background, without waiting for them."""
+        n = self._slots if n is None else max(1, min(int(n), self._slots))
         for slot in range(self._plan(n)):
             self._spawn(slot)
         return self
@@ -762,7 +861,7 @@ class Meteor:
         avail = _available_memory()
         if new <= 0 or avail is None:
             return n
-        fits = int((avail - (256 << 20)) // _jvm_footprint(self.heap))
+        fits = int((avail - (256 << 20)) // self._footprint(self.heap))
         if fits >= new:
             return n
         usable = max(running + max(fits, 0), 1)
@@ -771,7 +870,7 @@ class Meteor:
                 "METEOR: %.1f GB of memory available, a JVM with -Xmx%s needs ~%.1f GB: running %d worker JVM(s) instead of %d",
                 avail / 2**30,
                 self.heap,
-                _jvm_footprint(self.heap) / 2**30,
+                self._footprint(self.heap) / 2**30,
                 usable,
                 n,
             )
@@ -830,7 +929,7 @@ class Meteor:
             running = sum(j is not None for j in self._jvms)
             # A JVM needs ~7 s (9 s of CPU) to start and then scores ~1,400 segments/s; starting two at
             # once delays both by ~2.5 s, which pays off from ~7,000 segments. Running JVMs are all used.
-            wanted = max(running, min(self.workers, math.ceil(n / SEGMENTS_PER_NEW_JVM)), 1)
+            wanted = max(running, min(self._slots, math.ceil(n / SEGMENTS_PER_NEW_JVM)), 1)
             n_workers = self._plan(wanted)
             chunk = self.chunk_size or int(min(500, max(25, math.ceil(n / (4 * n_workers)))))
             batch = _Batch(lines, chunk)
@@ -894,7 +993,9 @@ class Meteor:
                 python_score,
             )
         details = {
-            "workers": n_workers,
+            "workers": n_workers if self.jvm_mode == "processes" else self.workers,
+            "jvms": n_workers,
+            "jvm_mode": self.jvm_mode,
             "chunk_size": chunk,
             "segment_scores": self.segment_scores,
             "aggregate": how,

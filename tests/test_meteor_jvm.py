@@ -3,8 +3,10 @@ images of the COCO leave-one-out set and of NICE val, PTB-tokenized; fixtures re
 pycocoevalcap 1.2 by tests/fixtures/meteor_make_fixtures.py), awkward captions, a JVM killed or
 stalled mid-run. All of it under a hostile Java locale (decimal comma) to prove it is pinned.
 
-One pool of two JVMs serves the module (about 10 s of start-up). The full 4,800 + 5,000-image runs,
-live against pycocoevalcap, are in test_meteor_parity.py (CAPEVAL_PARITY=1)."""
+Two pools serve the module: the default one (threads mode: one JVM, two scoring threads sharing the
+tables, when a JDK can compile capeval's front end) and one of two ``java -jar`` JVMs (processes
+mode), about 15 s of start-up in all. The full 4,800 + 5,000-image runs, live against pycocoevalcap,
+are in test_meteor_parity.py (CAPEVAL_PARITY=1)."""
 
 from __future__ import annotations
 
@@ -46,13 +48,12 @@ def nice():
     return load("nice_val")
 
 
-@pytest.fixture(scope="module")
-def pool():
-    """Two JVMs, started while the environment asks Java for a German locale (pycocoevalcap's JVM
-    would die on its first EVAL: java.util.InputMismatchException)."""
+def hostile_pool(**options):
+    """A started pool of two workers, started while the environment asks Java for a German locale
+    (pycocoevalcap's JVM would die on its first EVAL: java.util.InputMismatchException)."""
     saved = {k: os.environ.get(k) for k in ("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "LC_ALL")}
     os.environ.update({"JAVA_TOOL_OPTIONS": HOSTILE, "_JAVA_OPTIONS": HOSTILE, "LC_ALL": "de_DE.UTF-8"})
-    m = M.Meteor(workers=2, timeout=60)
+    m = M.Meteor(workers=2, timeout=60, **options)
     m.start()
     try:
         yield m
@@ -65,15 +66,35 @@ def pool():
                 os.environ[k] = v
 
 
+@pytest.fixture(scope="module")
+def pool():
+    yield from hostile_pool()
+
+
+@pytest.fixture(scope="module")
+def process_pool():
+    yield from hostile_pool(jvm_mode="processes")
+
+
+def test_threads_mode_is_the_default_with_a_jdk(pool):
+    if pool.jvm_mode != "threads":
+        pytest.skip("no javac beside java: the default pool runs in processes mode")
+    cmd = pool.command()
+    assert cmd[cmd.index("-cp") + 2 :] == [M.SERVER_CLASS, "2", *M.METEOR_ARGS]
+    assert (pool.server_dir / f"{M.SERVER_CLASS}.class").is_file()
+
+
 def head(data):
     n = data["head"]["n"]
     return data["refs"][:n], data["preds"][:n]
 
 
+@pytest.mark.parametrize("kind", ["pool", "process_pool"])
 @pytest.mark.parametrize("mode", ["python", "jar"])
 @pytest.mark.parametrize("name", ["coco", "nice"])
-def test_parity_with_pycocoevalcap(pool, name, mode, request):
+def test_parity_with_pycocoevalcap(name, mode, kind, request):
     data = request.getfixturevalue(name)
+    pool = request.getfixturevalue(kind)
     refs, preds = head(data)
     pool.segment_scores = mode  # per-segment scores: capeval's formula, or the jar's EVAL
     try:
@@ -89,6 +110,7 @@ def test_parity_with_pycocoevalcap(pool, name, mode, request):
     np.testing.assert_array_equal(res.stats, M.meteor_summable_stats(data["raw"]))
     assert res.score != pytest.approx(float(np.mean(res.per_item)), abs=1e-6)  # corpus, not a mean
     assert res.details["workers"] == 2 and res.details["aggregate"] == "jar EVAL of the summed statistics"
+    assert res.details["jvms"] == (1 if pool.jvm_mode == "threads" else 2)
     assert M.meteor_score_from_stats(res.stats) == res.score
 
 
@@ -153,7 +175,8 @@ def _run_in_thread(fn):
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
-def test_stalled_jvm_times_out_instead_of_hanging(pool, coco):
+def test_stalled_jvm_times_out_instead_of_hanging(process_pool, coco):
+    pool = process_pool
     refs, preds = head(coco)
     for slot in range(2):
         pool._ready(slot)
@@ -183,10 +206,13 @@ def test_stalled_jvm_times_out_instead_of_hanging(pool, coco):
     assert pool._jvms[1] is None
 
 
-def test_jvm_killed_mid_run_recovers_with_the_same_scores(pool, nice):
-    """One JVM left (the stall test removed the other): the run can only go on by restarting it."""
+@pytest.mark.parametrize("kind", ["pool", "process_pool"])
+def test_jvm_killed_mid_run_recovers_with_the_same_scores(kind, nice, request):
+    """One JVM (threads mode, or processes mode after the stall test removed the other): the run can
+    only go on by restarting it."""
+    pool = request.getfixturevalue(kind)
     refs, preds = head(nice)
-    if pool._jvms[1] is not None:  # when run on its own
+    if len(pool._jvms) > 1 and pool._jvms[1] is not None:  # when run on its own
         pool._discard(1, pool._jvms[1])
     victim = pool._ready(0)
     start = victim.replies
@@ -198,7 +224,7 @@ def test_jvm_killed_mid_run_recovers_with_the_same_scores(pool, nice):
     res = box["result"]
     np.testing.assert_array_equal(res.per_item, nice["head"]["scores"])
     assert res.score == nice["head"]["corpus"]
-    assert res.details["workers"] == 1
+    assert res.details["jvms"] == 1
     assert len(res.details["failures"]) == 1 and "exit code" in res.details["failures"][0]
     assert pool._jvms[0] is not victim and pool._jvms[0].alive()
 
@@ -220,6 +246,19 @@ def test_evaluate_reports_meteor(pool, coco):
     np.testing.assert_array_equal(result.per_item["METEOR"].to_numpy(), coco["head"]["scores"][:200])
     assert result.statistics["meteor"].shape == (200, M.STATS_LENGTH)
     assert "meteor:1.5 -l en -norm" in result.signatures["meteor"]
+
+
+def test_front_end_is_compiled_once_into_the_cache(tmp_path, monkeypatch):
+    java, jar = M.find_java(), M.find_meteor_jar()
+    if not (Path(java).resolve().parent / "javac").is_file():
+        pytest.skip("no javac beside java")
+    monkeypatch.setenv(M.ENV_CACHE, str(tmp_path / "cache"))
+    first = M.compile_server(java, jar)
+    built = (first / f"{M.SERVER_CLASS}.class").stat().st_mtime_ns
+    assert first.parent == tmp_path / "cache" and first.name.startswith("meteor-server-")
+    assert M.compile_server(java, jar) == first
+    assert (first / f"{M.SERVER_CLASS}.class").stat().st_mtime_ns == built  # reused, not rebuilt
+    assert [p.name for p in first.parent.iterdir()] == [first.name]  # no build directory left behind
 
 
 def test_wrong_java_is_unavailable_not_a_hang(tmp_path):

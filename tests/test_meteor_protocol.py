@@ -294,3 +294,13 @@ def test_jvms_end_with_the_pool(fake):
     while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(p.poll() is not None for p in procs)
+
+
+def test_jvm_mode_without_a_jdk(fake):
+    java, jar, _ = fake  # a java with no javac beside it: no front end to compile
+    with pool(java, jar) as m:
+        assert m.jvm_mode == "processes" and "-jar" in m.command()
+    with pytest.raises(MeteorUnavailableError, match="javac"):
+        pool(java, jar, jvm_mode="threads")
+    with pytest.raises(ValueError, match="jvm_mode"):
+        pool(java, jar, jvm_mode="fibers")

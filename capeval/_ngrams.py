@@ -2,7 +2,7 @@
 
 A corpus of tokenized captions becomes integer arrays once:
 
-* word ids (dense, in order of first appearance) and caption offsets;
+* dense word ids (from UTF-8 byte keys, see ``encode_captions``) and caption offsets;
 * for every n-gram order 1..n, a dense n-gram id per start position, built level by level
   (an n-gram id is the id of the pair (its (n-1)-gram prefix id, its last word));
 * the unique (n-gram, caption) pairs with their counts, sorted by n-gram then caption.

@@ -689,14 +689,15 @@ class _Batch:
         with self._cond:
             return not self.abort.is_set() and (bool(self.chunks) or self._in_flight > 0)
 
-    def take(self) -> tuple[int, int] | None:
-        """The next chunk; waits while others are in flight (one may come back); None when all is done."""
+    def take(self, wait: bool = True) -> tuple[int, int] | None:
+        """The next chunk; waits while others are in flight (one may come back); None when all is done
+        (or, with ``wait=False``, when no chunk is queued right now)."""
         with self._cond:
             while not self.abort.is_set():
                 if self.chunks:
                     self._in_flight += 1
                     return self.chunks.popleft()
-                if not self._in_flight:
+                if not self._in_flight or not wait:
                     return None
                 self._cond.wait(0.5)
             return None
@@ -1023,19 +1024,32 @@ class Meteor:
                 if self._closed:
                     raise MeteorError("this Meteor pool is closed")
                 jvm = None
+                sent: collections.deque[tuple[int, int]] = collections.deque()  # written, not yet read
                 try:
                     jvm = self._spawn(slot)
                     jvm.wait_ready(self.startup_timeout)  # holds no chunk while a JVM starts
-                    chunk = batch.take()
-                    if chunk is None:
-                        return
+                    # the next chunk is written before this one is read, so the JVM never runs dry
+                    # (waiting for the caller between chunks costs it ~20% more time and CPU)
+                    depth = 2 if self.segment_scores == "python" else 1
                     try:
-                        self._run_chunk(jvm, batch, *chunk)
+                        while True:
+                            while len(sent) < depth:
+                                chunk = batch.take(wait=not sent)
+                                if chunk is None:
+                                    break
+                                jvm.send(b"".join(batch.lines[chunk[0] : chunk[1]]))
+                                sent.append(chunk)
+                            if not sent:
+                                return
+                            chunk = sent[0]
+                            self._read_chunk(jvm, batch, *chunk)
+                            sent.popleft()
+                            batch.finish(chunk, ok=True)
+                            batch.events.put(chunk[1] - chunk[0])
                     except BaseException:
-                        batch.finish(chunk, ok=False)  # back to the queue, for any worker
+                        for chunk in sent:
+                            batch.finish(chunk, ok=False)  # back to the queue, for any worker
                         raise
-                    batch.finish(chunk, ok=True)
-                    batch.events.put(chunk[1] - chunk[0])
                 except _JvmFailure as exc:
                     batch.failures.append(f"{jvm.describe() if jvm else f'worker {slot}'}: {exc}")
                     memory = (
@@ -1067,10 +1081,9 @@ class Meteor:
         finally:
             batch.events.put(None)
 
-    def _run_chunk(self, jvm: _Jvm, batch: _Batch, a: int, b: int) -> None:
-        """SCORE lines a..b-1 written in one go (the writer thread pipelines them) and the statistics read
-        back; with ``segment_scores="jar"`` one EVAL of them for the per-segment scores."""
-        jvm.send(b"".join(batch.lines[a:b]))
+    def _read_chunk(self, jvm: _Jvm, batch: _Batch, a: int, b: int) -> None:
+        """The statistics of SCORE lines a..b-1 (already written) read back; with
+        ``segment_scores="jar"`` then one EVAL of them for the per-segment scores."""
         stats, values = [], []
         for i in range(a, b):
             try:

@@ -66,6 +66,8 @@ public final class CapevalMeteor {
 					Future<String> next = answers.take();
 					if (next == end)
 						break;
+					if (!next.isDone())
+						out.flush(); // about to wait: the caller can read what is ready meanwhile
 					out.write(next.get());
 					out.write('\n');
 					if (answers.isEmpty())

@@ -1028,9 +1028,10 @@ class Meteor:
                 try:
                     jvm = self._spawn(slot)
                     jvm.wait_ready(self.startup_timeout)  # holds no chunk while a JVM starts
-                    # the next chunk is written before this one is read, so the JVM never runs dry
-                    # (waiting for the caller between chunks costs it ~20% more time and CPU)
-                    depth = 2 if self.segment_scores == "python" else 1
+                    # threads mode: the next chunk is written before this one is read, so the JVM's
+                    # threads never run dry (waiting for the caller between chunks cost ~20% more time
+                    # and CPU). Processes mode keeps one chunk per JVM, so idle JVMs can take the rest.
+                    depth = 2 if self.jvm_mode == "threads" and self.segment_scores == "python" else 1
                     try:
                         while True:
                             while len(sent) < depth:

@@ -9,9 +9,11 @@ There is no faithful Python port of METEOR (NLTK's scores differ by 10-30 points
 
 What capeval adds (see docs/meteor.md):
 
-* a pool of persistent worker JVMs (default one per core, at most 4, fewer when memory is short), the
-  SCORE lines pipelined (written by a writer thread while the replies are read) instead of one
-  round-trip per caption, the segments shared between the workers in chunks;
+* parallel scoring: by default one persistent JVM whose threads (one per core, at most 4) share one
+  copy of Meteor's tables (``capeval/java/CapevalMeteor.java``, a front end to the jar's own classes,
+  compiled once with the JDK's ``javac``, see :func:`compile_server`), else one ``java -jar`` per
+  worker (fewer when memory is short); the SCORE lines pipelined (written by a writer thread while
+  the replies are read) instead of one round-trip per caption, in chunks;
 * the corpus score is the jar's own aggregate: an ``EVAL`` of the summed segment statistics, which is
   bit-identical to pycocoevalcap's ``EVAL`` over all segments (the statistics are integer counts, so
   the sum is exact, and Meteor's aggregation rule for perfect matches is applied as the jar does);

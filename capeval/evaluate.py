@@ -345,7 +345,7 @@ _JAR_TAGS: dict = {}
 def _start_meteor(n_items: int, explicit: bool, options: Mapping):
     """An open METEOR pool, already starting its JVMs; or (default metrics only) why there is none."""
     from .errors import MeteorUnavailableError
-    from .meteor import SEGMENTS_PER_NEW_JVM, Meteor
+    from .meteor import Meteor
 
     if options.get("scorer") is not None:
         return options["scorer"]
@@ -356,5 +356,4 @@ def _start_meteor(n_items: int, explicit: bool, options: Mapping):
             raise
         warnings.warn(f"METEOR skipped: {exc}", MetricUnavailableWarning, stacklevel=4)
         return str(exc)
-    # as many JVMs as the segments warrant (one per SEGMENTS_PER_NEW_JVM, as the pool itself plans)
-    return pool.start(max(1, -(-n_items // SEGMENTS_PER_NEW_JVM)))
+    return pool.start(pool.jvms_for(n_items))

@@ -628,6 +628,8 @@ def _format_stat(v: float) -> str:
 
 
 # -- memory ---------------------------------------------------------------------------------------
+# A JVM needs ~7 s (9 s of CPU) to start and then scores ~1,400 segments/s; starting two at once
+# delays both by ~2.5 s, which pays off from ~7,000 segments.
 SEGMENTS_PER_NEW_JVM = 7500
 _HEAP = re.compile(r"^(\d+)([kKmMgG]?)$")
 
@@ -850,6 +852,11 @@ class Meteor:
         cycled through), towards ``-Xmx`` in processes mode (see :func:`_jvm_footprint`)."""
         return _heap_bytes(heap) + (300 << 20) if self.jvm_mode == "threads" else _jvm_footprint(heap)
 
+    def jvms_for(self, n_segments: int) -> int:
+        """JVMs worth running for ``n_segments``: one in threads mode; in processes mode one per
+        ``SEGMENTS_PER_NEW_JVM`` segments, at most ``workers`` (starting two at once delays both)."""
+        return max(1, min(self._slots, math.ceil(n_segments / SEGMENTS_PER_NEW_JVM)))
+
     def start(self, n: int | None = None) -> Meteor:
         """Start ``n`` JVMs (default all the pool needs) in the background, without waiting for them."""
         n = self._slots if n is None else max(1, min(int(n), self._slots))
@@ -930,9 +937,7 @@ class Meteor:
         with self._lock:
             n = len(lines)
             running = sum(j is not None for j in self._jvms)
-            # A JVM needs ~7 s (9 s of CPU) to start and then scores ~1,400 segments/s; starting two at
-            # once delays both by ~2.5 s, which pays off from ~7,000 segments. Running JVMs are all used.
-            wanted = max(running, min(self._slots, math.ceil(n / SEGMENTS_PER_NEW_JVM)), 1)
+            wanted = max(running, self.jvms_for(n))  # running JVMs are all used
             n_workers = self._plan(wanted)
             chunk = self.chunk_size or int(min(500, max(25, math.ceil(n / (4 * n_workers)))))
             batch = _Batch(lines, chunk)
@@ -1197,6 +1202,8 @@ def meteor_segments(
 ) -> MeteorResult:
     """METEOR of ``preds_list[i]`` against ``refs_list[i]``; ``options`` as for :class:`Meteor` (a pool
     is started and closed), or ``scorer=`` an open :class:`Meteor` to reuse its JVMs."""
+    if scorer is not None and len(preds_list):  # its JVM loads while the lines are prepared
+        scorer.start(scorer.jvms_for(len(preds_list)))
     labels = (f"segment {i}" for i in range(len(preds_list)))
     lines = _prepare_segments(refs_list, preds_list, labels)
     return _run(lines, None, scorer, progress, options)
@@ -1239,6 +1246,8 @@ def meteor(
             )
         raise MissingIdError("; ".join(parts))
     ids = list(refs)
+    if scorer is not None and ids:  # its JVM loads while the lines are prepared
+        scorer.start(scorer.jvms_for(len(ids)))
     lines = _prepare_segments([refs[i] for i in ids], [preds[i] for i in ids], (f"id {i!r}" for i in ids))
     if scorer is None:
         options = {"jar": jar, "java": java, "workers": workers, "heap": heap, "timeout": timeout, **options}

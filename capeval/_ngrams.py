@@ -150,8 +150,10 @@ def find_sorted(distinct: np.ndarray, queries: np.ndarray, all_present: bool = F
     that a hit really holds the query, for callers that know every query is in ``distinct``."""
     distinct, queries = distinct.view(np.uint64), queries.view(np.uint64)
     n_distinct = len(distinct)
+    if not n_distinct:
+        return np.full(len(queries), -1, dtype=np.int64)
     if n_distinct < 2 or len(queries) < 4096:
-        found = np.minimum(np.searchsorted(distinct, queries), max(n_distinct - 1, 0))
+        found = np.minimum(np.searchsorted(distinct, queries), n_distinct - 1)
     else:
         # a load factor of 1/32-1/64 while the table fits in cache (2**20 slots), 1/4-1/8 beyond
         bits = max(n_distinct.bit_length() + 2, min(n_distinct.bit_length() + 5, 20))
@@ -164,10 +166,8 @@ def find_sorted(distinct: np.ndarray, queries: np.ndarray, all_present: bool = F
         found = table[(queries * multiplier) >> shift].astype(np.int64)
         shared = np.flatnonzero(found == _SHARED_SLOT)
         found[shared] = np.minimum(np.searchsorted(distinct, queries[shared]), n_distinct - 1)
-    if not all_present and n_distinct:
-        found[distinct[found] != queries] = -1  # an empty slot (-1) reads the last key: still -1 unless equal
-    elif not n_distinct:
-        found = np.full(len(queries), -1, dtype=np.int64)
+    if not all_present:
+        found[distinct[found] != queries] = -1  # an empty slot (-1) reads the last key, never the query
     return found.astype(np.int64, copy=False)
 
 

@@ -38,7 +38,7 @@ def bleu_statistics(corpus: ScoringCorpus, n: int = 4) -> np.ndarray:
     hyp_entry = np.flatnonzero(corpus.caption_is_hyp[grams.caption])
     hyp_caption = grams.caption[hyp_entry]
     item = corpus.caption_item[hyp_caption]
-    refs_end = hyp_caption + 1 + corpus.n_refs[item]  # its references are the captions before this one
+    refs_end = hyp_caption + 1 + corpus.n_refs[item]  # one past its item's last reference caption
     max_ref_count = np.zeros(len(hyp_entry), dtype=grams.count.dtype)
     open_ = np.arange(len(hyp_entry))  # hypothesis n-grams whose reference entries may go on
     for ahead in range(1, int(corpus.n_refs.max(initial=0)) + 1):

@@ -31,6 +31,7 @@ What capeval adds (see docs/meteor.md):
 from __future__ import annotations
 
 import collections
+import functools
 import importlib.util
 import logging
 import math
@@ -844,9 +845,6 @@ class Meteor:
             *METEOR_ARGS,
         ]
 
-    def _env(self) -> dict:
-        return _sanitized_env()
-
     def _footprint(self, heap: str) -> int:
         """Resident memory of one JVM: the heap is used in full in threads mode (a young generation
         cycled through), towards ``-Xmx`` in processes mode (see :func:`_jvm_footprint`)."""
@@ -902,7 +900,7 @@ class Meteor:
                 self._started += 1
                 jvm = _Jvm(
                     self.command(self._heaps[slot]),
-                    self._env(),
+                    _sanitized_env(),
                     str(self.jar.parent),
                     f"meteor-jvm-{slot}.{self._started}",
                 )
@@ -1181,7 +1179,12 @@ def _version_of(jar: Path) -> str:
 
 
 # -- one-shot functions ---------------------------------------------------------------------------
-def _run(lines, ids, scorer: Meteor | None, progress, options) -> MeteorResult:
+def _run(n: int, prepare_lines, ids, scorer: Meteor | None, progress, options) -> MeteorResult:
+    """Score the ``n`` SCORE lines ``prepare_lines()`` makes; a given pool starts its JVM first, so it
+    loads while the lines are prepared (a pool made here only once the input is known to be valid)."""
+    if scorer is not None and n:
+        scorer.start(scorer.jvms_for(n))
+    lines = prepare_lines()
     if not lines:
         raise InputError("nothing to score: no segments")
     if scorer is not None:
@@ -1202,11 +1205,9 @@ def meteor_segments(
 ) -> MeteorResult:
     """METEOR of ``preds_list[i]`` against ``refs_list[i]``; ``options`` as for :class:`Meteor` (a pool
     is started and closed), or ``scorer=`` an open :class:`Meteor` to reuse its JVMs."""
-    if scorer is not None and len(preds_list):  # its JVM loads while the lines are prepared
-        scorer.start(scorer.jvms_for(len(preds_list)))
     labels = (f"segment {i}" for i in range(len(preds_list)))
-    lines = _prepare_segments(refs_list, preds_list, labels)
-    return _run(lines, None, scorer, progress, options)
+    prepare_lines = functools.partial(_prepare_segments, refs_list, preds_list, labels)
+    return _run(len(preds_list), prepare_lines, None, scorer, progress, options)
 
 
 def meteor(
@@ -1246,12 +1247,11 @@ def meteor(
             )
         raise MissingIdError("; ".join(parts))
     ids = list(refs)
-    if scorer is not None and ids:  # its JVM loads while the lines are prepared
-        scorer.start(scorer.jvms_for(len(ids)))
-    lines = _prepare_segments([refs[i] for i in ids], [preds[i] for i in ids], (f"id {i!r}" for i in ids))
+    labels = (f"id {i!r}" for i in ids)
+    prepare_lines = functools.partial(_prepare_segments, [refs[i] for i in ids], [preds[i] for i in ids], labels)
     if scorer is None:
         options = {"jar": jar, "java": java, "workers": workers, "heap": heap, "timeout": timeout, **options}
-    return _run(lines, ids, scorer, progress, options)
+    return _run(len(ids), prepare_lines, ids, scorer, progress, options)
 
 
 class _CallableModule(types.ModuleType):

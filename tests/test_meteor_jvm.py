@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -259,6 +260,72 @@ def test_front_end_is_compiled_once_into_the_cache(tmp_path, monkeypatch):
     assert M.compile_server(java, jar) == first
     assert (first / f"{M.SERVER_CLASS}.class").stat().st_mtime_ns == built  # reused, not rebuilt
     assert [p.name for p in first.parent.iterdir()] == [first.name]  # no build directory left behind
+
+
+# -- the front end's paraphrase-table reader (two threads) against the jar's ParaphraseTransducer ----
+
+
+def front_end(*args, table=None, stdin=None):
+    """Run capeval's compiled front end with Meteor's English settings (``-a table``: another
+    paraphrase table) and return the finished process."""
+    java, jar = M.find_java(), M.find_meteor_jar()
+    if not (Path(java).resolve().parent / "javac").is_file():
+        pytest.skip("no javac beside java: no front end")
+    cp = f"{jar}{os.pathsep}{M.compile_server(java, jar)}"
+    extra = ["-a", str(table)] if table else []
+    cmd = [java, "-Xmx3G", "-cp", cp, M.SERVER_CLASS, *args, *M.METEOR_ARGS, *extra]
+    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=300, env=M._sanitized_env())
+
+
+def check_table(table=None):
+    """The front end's --check-paraphrase-table: both readers on one table, compared field by field
+    (word ids, paraphrase arrays, every State of the trie)."""
+    done = front_end("--check-paraphrase-table", table=table)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return done.stdout.decode().strip()
+
+
+def test_front_end_reads_the_paraphrase_table_as_the_jar_does():
+    # the real paraphrase-en.gz (5.3 million triples)
+    assert check_table() == "same"
+
+
+def test_front_end_reads_awkward_paraphrase_tables_as_the_jar_does(tmp_path):
+    triples = [
+        (b"0.1", b"", b"x"),  # an empty phrase, first
+        (b"0.2", b"", b"y"),
+        (b"0.3", b"a\tb", b"c\x0cd  e"),  # StringTokenizer's other delimiters, doubled spaces
+        (b"0.4", b"a b", b"\xff"),  # malformed UTF-8: \xff and \xfe both decode to U+FFFD, one word
+        (b"0.5", b"a  b", b"\xfe z"),
+        (b"0.6", b"\xc3", b"caf\xc3\xa9 na\xc3\xafve \xf0\x9f\x90\xb6"),
+        (b"0.7", b"x", b"a b"),
+        (b"0.8", b"a b", b"q"),  # a phrase seen before, not in the run before
+        (b"0.9", b" ".join(b"w%d" % i for i in range(3000)), b" ".join(b"v%d" % i for i in range(100))),
+        (b"1.0", b"x", b"dog"),
+    ]
+    table = tmp_path / "awkward.gz"
+    table.write_bytes(gzip.compress(b"\n".join(b"\n".join(t) for t in triples)))  # no final newline
+    assert check_table(table) == "same"
+
+
+def test_front_end_falls_back_to_the_jars_reader(tmp_path):
+    # \r\n line ends: readLine() takes them, the byte reader refuses them, the jar's reader is used
+    table = tmp_path / "crlf.gz"
+    table.write_bytes(gzip.compress(b"0.5\r\ndog\r\npuppy\r\n0.4\r\nfield\r\ngrass\r\n"))
+    line = b"SCORE ||| a dog runs on the grass ||| a puppy is running in a field\n"
+    ours = front_end("2", table=table, stdin=line)
+    java, jar = M.find_java(), M.find_meteor_jar()
+    jars = subprocess.run(
+        [java, "-Xmx2G", "-jar", str(jar), *M.METEOR_ARGS, "-a", str(table)],
+        input=line,
+        capture_output=True,
+        timeout=300,
+        env=M._sanitized_env(),
+    )
+    assert ours.stdout == jars.stdout
+    stats = [float(x) for x in ours.stdout.split()]
+    assert stats[16:18] == [2.0, 2.0]  # "puppy"/"dog" and "grass"/"field" matched as paraphrases
+    assert b"jar's reader instead" in ours.stderr
 
 
 def test_wrong_java_is_unavailable_not_a_hang(tmp_path):

@@ -11,8 +11,9 @@ What capeval adds (see docs/meteor.md):
 
 * parallel scoring: by default one persistent JVM whose threads (one per core, at most 4) share one
   copy of Meteor's tables (``capeval/java/CapevalMeteor.java``, a front end to the jar's own classes,
-  compiled once with the JDK's ``javac``, see :func:`compile_server`), else one ``java -jar`` per
-  worker (fewer when memory is short); the SCORE lines pipelined (written by a writer thread while
+  compiled once with the JDK's ``javac``, see :func:`compile_server`; it also reads the paraphrase
+  table on two threads into the jar's own structure, 3-5 s of start-up instead of 7-12), else one
+  ``java -jar`` per worker (fewer when memory is short); the SCORE lines pipelined (written by a writer thread while
   the replies are read) instead of one round-trip per caption, in chunks;
 * the corpus score is the jar's own aggregate: an ``EVAL`` of the summed segment statistics, which is
   bit-identical to pycocoevalcap's ``EVAL`` over all segments (the statistics are integer counts, so

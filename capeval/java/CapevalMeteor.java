@@ -262,7 +262,9 @@ public final class CapevalMeteor {
 					int n;
 					do {
 						byte[] block = new byte[BLOCK];
-						n = in.readNBytes(block, 0, BLOCK);
+						n = 0;
+						for (int read; n < BLOCK && (read = in.read(block, n, BLOCK - n)) > 0; n += read)
+							;
 						if (n > 0)
 							blocks.put(n == BLOCK ? block : Arrays.copyOf(block, n));
 					} while (n == BLOCK);
@@ -295,7 +297,7 @@ public final class CapevalMeteor {
 		private void endLine() {
 			long kind = lines++ % 3; // 0: probability (unused), 1: phrase, 2: paraphrase
 			int triple = paraphrases.size();
-			if (kind == 1 && (phraseIds == null || !Arrays.equals(line, 0, length, phrase, 0, phrase.length))) {
+			if (kind == 1 && (phraseIds == null || length != phrase.length || !sameBytes(line, 0, phrase, 0, length))) {
 				if (phraseIds != null)
 					trie.add(phraseIds, runStart, triple - runStart);
 				phrase = Arrays.copyOf(line, length);
@@ -363,8 +365,7 @@ public final class CapevalMeteor {
 				int mask = id.length - 1;
 				int slot = (h ^ (h >>> 16)) & mask;
 				for (; id[slot] >= 0; slot = (slot + 1) & mask)
-					if (hash[slot] == h && size[slot] == length
-							&& Arrays.equals(bytes, offset[slot], offset[slot] + length, word, start, start + length))
+					if (hash[slot] == h && size[slot] == length && sameBytes(bytes, offset[slot], word, start, length))
 						return id[slot];
 				// a new byte sequence: map() keys by the decoded String (malformed bytes decode alike)
 				String text = new String(word, start, length, StandardCharsets.UTF_8);
@@ -448,6 +449,14 @@ public final class CapevalMeteor {
 					throw new IllegalStateException(e);
 				}
 			}
+		}
+
+		/** Arrays.equals over ranges, which Java 8 lacks. */
+		private static boolean sameBytes(byte[] a, int aFrom, byte[] b, int bFrom, int length) {
+			for (int i = 0; i < length; i++)
+				if (a[aFrom + i] != b[bFrom + i])
+					return false;
+			return true;
 		}
 
 		static Object field(Object owner, String name) throws ReflectiveOperationException {

@@ -126,16 +126,15 @@ public final class CapevalMeteor {
 		URL table = config.getParaDirURL();
 		if (!config.getModules().contains(Constants.MODULE_PARAPHRASE))
 			return new MeteorScorer(config);
+		FutureTask<ParaphraseTransducer> loading = new FutureTask<ParaphraseTransducer>(() -> ParaphraseTable.load(table));
 		try {
-			FutureTask<ParaphraseTransducer> loading = new FutureTask<ParaphraseTransducer>(() -> ParaphraseTable.load(table));
 			daemon(loading, "capeval-paraphrase-parser").start();
 			config.setParaFileURL(ParaphraseTable.EMPTY);
 			MeteorScorer scorer = new MeteorScorer(config);
-			Object aligner = ParaphraseTable.field(scorer, "aligner");
-			ParaphraseTable.field(aligner, "paraphrase"); // present, or the jar's way below
-			ParaphraseTable.setField(aligner, "paraphrase", loading.get());
+			ParaphraseTable.setField(ParaphraseTable.field(scorer, "aligner"), "paraphrase", loading.get());
 			return scorer;
 		} catch (Throwable e) {
+			loading.cancel(true);
 			System.err.println("capeval: reading the paraphrase table with the jar's reader instead (" + e + ")");
 			config.setParaFileURL(table);
 			return new MeteorScorer(config);
@@ -275,9 +274,15 @@ public final class CapevalMeteor {
 			});
 			daemon(inflating, "capeval-paraphrase-inflater").start();
 			ParaphraseTable parser = new ParaphraseTable();
-			for (byte[] block = blocks.take(); block != END; block = blocks.take())
-				for (byte c : block)
-					parser.read(c);
+			try {
+				for (byte[] block = blocks.take(); block != END; block = blocks.take())
+					for (byte c : block)
+						parser.read(c);
+			} catch (Throwable e) { // stop the inflater: interrupted, and never blocked on a full queue
+				inflating.cancel(true);
+				blocks.clear();
+				throw e;
+			}
 			inflating.get(); // rethrows a read error
 			return parser.finish(url);
 		}

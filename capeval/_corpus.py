@@ -97,7 +97,7 @@ class ScoringCorpus:
         return self._ngrams[n]
 
     def segments(self, n: int) -> NgramSegments:
-        """The (n-gram, item) segments of ``ngrams(n)``, shared by BLEU and CIDEr."""
+        """The (n-gram, item) segments of ``ngrams(n)`` (CIDEr's pairing of hypothesis and reference entries)."""
         if n not in self._segments:
             grams = self.ngrams(n)
             small = np.int32 if len(grams.caption) < 2**31 else np.int64

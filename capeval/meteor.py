@@ -13,8 +13,8 @@ What capeval adds (see docs/meteor.md):
   copy of Meteor's tables (``capeval/java/CapevalMeteor.java``, a front end to the jar's own classes,
   compiled once with the JDK's ``javac``, see :func:`compile_server`; it also reads the paraphrase
   table on two threads into the jar's own structure, 3-5 s of start-up instead of 7-12), else one
-  ``java -jar`` per worker (fewer when memory is short); the SCORE lines pipelined (written by a writer thread while
-  the replies are read) instead of one round-trip per caption, in chunks;
+  ``java -jar`` per worker (fewer when memory is short); the SCORE lines pipelined (written by a
+  writer thread while the replies are read) instead of one round-trip per caption, in chunks;
 * the corpus score is the jar's own aggregate: an ``EVAL`` of the summed segment statistics, which is
   bit-identical to pycocoevalcap's ``EVAL`` over all segments (the statistics are integer counts, so
   the sum is exact, and Meteor's aggregation rule for perfect matches is applied as the jar does);
@@ -625,8 +625,9 @@ def _parse_score(line: str) -> float:
         raise _JvmFailure(f"expected a score, got {line[:200]!r}") from None
 
 
-def _format_stat(v: float) -> str:
-    return f"{v:.1f}" if float(v).is_integer() else repr(float(v))
+def _format_stats(row) -> str:
+    """One segment's statistics as the jar prints them (integers as ``7.0``)."""
+    return " ".join(f"{v:.1f}" if float(v).is_integer() else repr(float(v)) for v in row)
 
 
 # -- memory ---------------------------------------------------------------------------------------
@@ -679,8 +680,7 @@ class _Batch:
     def __init__(self, lines: list[bytes], chunk: int):
         self.lines = lines
         self.n = len(lines)
-        self.stats: list[str | None] = [None] * self.n  # the jar's lines
-        self.values: list[list[float] | None] = [None] * self.n  # the same, parsed
+        self.values: list[list[float] | None] = [None] * self.n  # the jar's statistics, parsed
         self.scores = np.full(self.n, np.nan)
         self.chunks = collections.deque((a, min(a + chunk, self.n)) for a in range(0, self.n, chunk))
         self.events: queue.SimpleQueue = queue.SimpleQueue()
@@ -979,7 +979,7 @@ class Meteor:
                     bar.close()
             if batch.fatal is not None:
                 raise batch.fatal
-            if batch.chunks or any(s is None for s in batch.stats):
+            if batch.chunks or any(v is None for v in batch.values):
                 why = "; ".join(batch.failures[-6:]) or "no worker JVM could run"
                 if self._closed:
                     raise MeteorError(f"METEOR: the pool was closed during the run ({why})")
@@ -991,7 +991,7 @@ class Meteor:
             stats = meteor_summable_stats(raw)
             if self.segment_scores == "python":
                 batch.scores = meteor_scores_from_stats(raw)
-            score, how = self._aggregate(stats, batch.stats)
+            score, how = self._aggregate(stats)
         python_score = float(meteor_scores_from_stats(stats.sum(axis=0)))
         if not math.isclose(score, python_score, rel_tol=1e-12, abs_tol=1e-12):
             log.warning(
@@ -1105,19 +1105,18 @@ class Meteor:
             _parse_score(jvm.readline(self.timeout))  # this chunk's own aggregate
             batch.scores[a:b] = scores
         batch.values[a:b] = values
-        batch.stats[a:b] = stats
 
-    def _aggregate(self, stats: np.ndarray, lines: list[str]) -> tuple[float, str]:
+    def _aggregate(self, stats: np.ndarray) -> tuple[float, str]:
         """The jar's corpus score. The statistics are integer counts, so their sum is exact and one EVAL
         of the (summable) sums is bit-identical to pycocoevalcap's EVAL over every segment; were they
         not, every segment's line is sent, as pycocoevalcap does."""
         sums = stats.sum(axis=0)
         if bool(np.all(stats == np.round(stats))) and float(np.abs(sums).max()) < 2.0**52:
-            payload = "EVAL ||| " + " ".join(_format_stat(v) for v in sums) + "\n"
+            payload = "EVAL ||| " + _format_stats(sums) + "\n"
             expect, how = 1, "jar EVAL of the summed statistics"
         else:  # pragma: no cover - Meteor 1.5 prints integer counts
-            payload = "EVAL ||| " + " ||| ".join(lines) + "\n"
-            expect, how = len(lines), "jar EVAL of every segment's statistics"
+            payload = "EVAL ||| " + " ||| ".join(map(_format_stats, stats)) + "\n"
+            expect, how = len(stats), "jar EVAL of every segment's statistics"
         failures = []
         for _attempt in range(1 + max(self.max_restarts, 0)):
             running = [k for k, j in enumerate(self._jvms) if j is not None]
@@ -1144,7 +1143,7 @@ class Meteor:
         if self._closed:
             raise MeteorError("this Meteor pool is closed")
         with self._lock:
-            return self._aggregate(s, [" ".join(_format_stat(v) for v in row) for row in s])[0]
+            return self._aggregate(s)[0]
 
     def _kill_all(self) -> None:
         with self._pool_lock:

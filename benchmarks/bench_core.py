@@ -32,9 +32,9 @@ def clear_tokenizer_cache():
     import importlib
 
     module = importlib.import_module("capeval.tokenize")  # the module (capeval.tokenize is the function)
-
     if module._PTB_INSTANCE is not None:
         module._PTB_INSTANCE.cache.clear()
+
 
 SETS = {
     "coco": ("COCO subset leave-one-out (4,800 images)", datasets.coco_leave_one_out),

@@ -12,9 +12,10 @@ loads the 60 MB paraphrase table) to the corpus score and per-image scores, and 
 pycocoevalcap: ``Meteor()`` + ``compute_score`` (one SCORE round-trip per image, then one EVAL).
 capeval: ``capeval.meteor.meteor`` (by default one JVM whose scoring threads share Meteor's tables;
 ``--jvm-mode processes``: one ``java -jar`` per worker; pipelined SCORE lines, one EVAL of the summed
-statistics). Peak memory: the JVMs' peak resident set (VmHWM), summed over capeval's
-workers; JVM CPU: their user + system time (what other work on the machine competes with; on a busy
-machine the wall-time ratio shrinks towards the CPU-time ratio). The scores must agree (per image and corpus, to 1e-9) before any time is reported.
+statistics). Peak memory: the JVMs' peak resident set (VmHWM), summed over capeval's workers; JVM
+CPU: their user + system time (what other work on the machine competes with; on a busy machine the
+wall-time ratio shrinks towards the CPU-time ratio). The scores must agree (per image and corpus, to
+1e-9) before any time is reported.
 """
 
 from __future__ import annotations

@@ -42,8 +42,6 @@ def fake(tmp_path, monkeypatch):
     return str(java), jar, record
 
 
-
-
 def recorded(record: Path) -> list[dict]:
     return [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
 

@@ -143,8 +143,6 @@ def test_input_errors_need_no_java():
 
 
 # -- finding java and the jar -----------------------------------------------------------------------
-
-
 def test_find_jar_argument_env_and_errors(tmp_path, monkeypatch):
     jar = make_jar_dir(tmp_path / "m")
     assert M.find_meteor_jar(jar) == jar.resolve()

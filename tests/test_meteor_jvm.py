@@ -249,10 +249,16 @@ def test_evaluate_reports_meteor(pool, coco):
     assert "meteor:1.5 -l en -norm" in result.signatures["meteor"]
 
 
-def test_front_end_is_compiled_once_into_the_cache(tmp_path, monkeypatch):
+def java_and_jar_with_a_jdk():
+    """(java, jar) for the tests of the front end, which needs the javac beside java."""
     java, jar = M.find_java(), M.find_meteor_jar()
     if not (Path(java).resolve().parent / "javac").is_file():
-        pytest.skip("no javac beside java")
+        pytest.skip("no javac beside java: no front end")
+    return java, jar
+
+
+def test_front_end_is_compiled_once_into_the_cache(tmp_path, monkeypatch):
+    java, jar = java_and_jar_with_a_jdk()
     monkeypatch.setenv(M.ENV_CACHE, str(tmp_path / "cache"))
     first = M.compile_server(java, jar)
     built = (first / f"{M.SERVER_CLASS}.class").stat().st_mtime_ns
@@ -268,9 +274,7 @@ def test_front_end_is_compiled_once_into_the_cache(tmp_path, monkeypatch):
 def front_end(*args, table=None, stdin=None):
     """Run capeval's compiled front end with Meteor's English settings (``-a table``: another
     paraphrase table) and return the finished process."""
-    java, jar = M.find_java(), M.find_meteor_jar()
-    if not (Path(java).resolve().parent / "javac").is_file():
-        pytest.skip("no javac beside java: no front end")
+    java, jar = java_and_jar_with_a_jdk()
     cp = f"{jar}{os.pathsep}{M.compile_server(java, jar)}"
     extra = ["-a", str(table)] if table else []
     cmd = [java, "-Xmx3G", "-cp", cp, M.SERVER_CLASS, *args, *M.METEOR_ARGS, *extra]

@@ -30,7 +30,6 @@ from capeval_models.transformer import NULL, CaptioningTransformer, caption_loss
 REPO = Path(__file__).resolve().parents[2]
 
 
-
 @pytest.fixture(scope="module")
 def split():
     return ToySplit(num_images=24, captions_per_image=2, seed=7)

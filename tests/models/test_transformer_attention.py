@@ -18,7 +18,6 @@ from capeval_models.transformer import END, CaptioningTransformer, greedy_decode
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-
 @pytest.fixture(scope="module")
 def split():
     return ToySplit(num_images=4, captions_per_image=1, seed=3)

@@ -4,23 +4,38 @@
     result = capeval.evaluate(refs, preds)          # {id: [refs]}, {id: caption}
     result.scores["CIDEr-D"], result.per_item, result.signature
 
-    from capeval import cider                       # the CIDEr family
-    cider.cider_d(refs, preds, df=cider.DocumentFrequencies.load("train-df.npz"))
+    capeval.cider_d(refs, preds, df="train-df.npz")  # one metric: the same result type
+    capeval.bleu(refs, preds), capeval.rouge_l(...), capeval.meteor(...), capeval.cider(...)
 
-Note: pycocoevalcap's "CIDEr" *is* CIDEr-D; capeval reports it as ``CIDEr-D`` and keeps ``CIDEr`` for
-the original, undefended metric.
+Note: pycocoevalcap's "CIDEr" *is* CIDEr-D; capeval reports it as ``CIDEr-D`` (``capeval.cider_d``)
+and keeps ``CIDEr`` (``capeval.cider``) for the original, undefended metric.
 """
 
-__version__ = "0.1.0"
+import sys
 
-from . import bleu, cider, rouge  # noqa: E402
-from .cider import CiderDReward  # noqa: E402
-from .df import DocumentFrequencies  # noqa: E402
-from .errors import CapevalError  # noqa: E402
-from .evaluate import DEFAULT_METRICS, METRICS, EvaluationResult, evaluate  # noqa: E402
-from .tokenize import tokenize  # noqa: E402
+from . import metrics
+from . import tokenize as _tokenize_module
+from ._facade import ModuleFunction, Package
+from ._version import __version__
+from .df import DocumentFrequencies
+from .errors import CapevalError
+from .evaluate import EvaluationResult
+from .evaluate import evaluate as _evaluate
+from .metrics import api as _api
+from .reward import CiderDReward
 
-_LAZY_MODULES = ("meteor", "formats", "stats", "report", "compat")
+sys.modules[__name__].__class__ = Package  # importing a submodule keeps the functions below
+
+# functions that also name a submodule (capeval.meteor.Meteor, capeval.tokenize.tokenize_lists...)
+evaluate = ModuleFunction(_evaluate, "capeval.evaluate")
+tokenize = ModuleFunction(_tokenize_module.tokenize, "capeval.tokenize")
+bleu = ModuleFunction(_api.bleu, "capeval.bleu")
+cider = ModuleFunction(_api.cider, "capeval.cider")
+meteor = ModuleFunction(_api.meteor, "capeval.meteor")
+rouge_l = _api.rouge_l
+cider_d = _api.cider_d
+
+_LAZY_MODULES = ("formats", "stats", "report", "compat", "rouge")
 
 
 def __getattr__(name):  # imported on first use: METEOR runs Java, the others pull pandas/matplotlib
@@ -28,6 +43,10 @@ def __getattr__(name):  # imported on first use: METEOR runs Java, the others pu
         from .meteor import Meteor
 
         return Meteor
+    if name == "METRICS":
+        return metrics.names()
+    if name == "DEFAULT_METRICS":
+        return metrics.default_names()
     if name in _LAZY_MODULES:
         import importlib
 
@@ -38,14 +57,15 @@ def __getattr__(name):  # imported on first use: METEOR runs Java, the others pu
 __all__ = [
     "CapevalError",
     "CiderDReward",
-    "DEFAULT_METRICS",
     "DocumentFrequencies",
     "EvaluationResult",
-    "METRICS",
     "bleu",
     "cider",
+    "cider_d",
     "evaluate",
-    "rouge",
+    "meteor",
+    "metrics",
+    "rouge_l",
     "tokenize",
     "__version__",
 ]

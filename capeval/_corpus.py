@@ -3,16 +3,22 @@
 Captions are stored item by item, hypothesis first: ``[hyp_0, ref_0_0, ref_0_1, ..., hyp_1, ref_1_0, ...]``.
 Within any n-gram group sorted by caption, the entries of one item are therefore contiguous and the
 hypothesis (if present) comes first.
+
+This is the corpus layer: :func:`prepare` turns validated input dicts into a :class:`Prepared`
+(ids, tokenized text, the encoded :class:`ScoringCorpus`), and the corpus counts what several
+metrics and :class:`~capeval.df.DocumentFrequencies` share (n-grams, document frequencies).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import chain
 
 import numpy as np
 
+from ._inputs import align_ids, check_choice, predictions, reference_lists
 from ._ngrams import (
     OTHER_WHITESPACE,
     NgramCounts,
@@ -22,6 +28,7 @@ from ._ngrams import (
     encode_words,
     segment_starts,
 )
+from .tokenize import TOKENIZERS, tokenize
 
 
 def _single_spaced(captions: list[str]) -> bool:
@@ -96,6 +103,16 @@ class ScoringCorpus:
             self._ngrams[n] = count_ngrams(self.tokens, n)
         return self._ngrams[n]
 
+    def document_frequencies(self, n: int) -> np.ndarray:
+        """For each n-gram id of ``ngrams(n)``, the number of items whose references contain it."""
+        grams = self.ngrams(n)
+        seg = self.segments(n)
+        # a segment's first reference entry: the segment's first entry, or its second after a hypothesis
+        first_ref = seg.first + seg.is_hyp[seg.first]
+        last = np.append(seg.first[1:], len(seg.seg_id))
+        has_ref = first_ref < last
+        return np.bincount(grams.gram[first_ref[has_ref]], minlength=grams.n_grams).astype(np.float64)
+
     def segments(self, n: int) -> NgramSegments:
         """The (n-gram, item) segments of ``ngrams(n)`` (CIDEr's pairing of hypothesis and reference entries)."""
         if n not in self._segments:
@@ -122,3 +139,46 @@ class NgramSegments:
     is_hyp: np.ndarray  # (E,) entry belongs to the hypothesis
     first: np.ndarray  # (S,) index of each segment's first entry
     seg_id: np.ndarray  # (E,) segment of each entry
+
+
+@dataclass
+class Prepared:
+    """Validated, aligned and tokenized input: what every metric scores."""
+
+    ids: list
+    references: list[list[str]]  # tokenized
+    predictions: list[str]  # tokenized
+    tokenizer: str
+    corpus: ScoringCorpus = field(init=False)
+
+    def __post_init__(self):
+        self.corpus = ScoringCorpus(self.predictions, self.references)
+
+    @property
+    def nrefs(self) -> str:
+        """The number of references per item for signatures: ``5``, or a range ``1-2``."""
+        counts = self.corpus.n_refs
+        lo, hi = int(counts.min()), int(counts.max())
+        return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def tokenize_reference_lists(ref_lists: list[list[str]], tokenizer: str) -> list[list[str]]:
+    """Tokenize every reference in one call (the PTB lexer looks one caption ahead, as the jar does)."""
+    if tokenizer == "none":
+        return ref_lists
+    flat = tokenize(list(chain.from_iterable(ref_lists)), tokenizer)
+    ends = np.cumsum([len(r) for r in ref_lists]).tolist()
+    return [flat[a:b] for a, b in zip([0] + ends[:-1], ends)]
+
+
+def prepare(refs: Mapping, preds: Mapping, tokenizer: str = "ptb", strict: bool = True) -> Prepared:
+    """Validate and align ids, tokenize every caption, encode for the metrics."""
+    check_choice(tokenizer, TOKENIZERS, "tokenizer")
+    ids = align_ids(refs, preds, strict)
+    ref_lists = reference_lists(refs, ids)
+    pred_list = predictions(preds, ids)
+    # two calls, references then predictions, each in id order, as pycocoevalcap does: the PTB
+    # lexer looks one caption ahead, so a caption's tokens can depend on the caption after it
+    tok_refs = tokenize_reference_lists(ref_lists, tokenizer)
+    tok_preds = pred_list if tokenizer == "none" else tokenize(pred_list, tokenizer)
+    return Prepared(ids, tok_refs, tok_preds, tokenizer)

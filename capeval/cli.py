@@ -23,7 +23,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .errors import (
     CapevalError,
     DocumentFrequencyError,
@@ -33,6 +33,8 @@ from .errors import (
     SpiceUnavailableError,
     TokenizerError,
 )
+from .metrics import SIGMA
+from .metrics import names as metric_names
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -83,11 +85,11 @@ def _warn_line(message, category, filename, lineno, file=None, line=None):
 def _metrics(value):
     if value is None:
         return None
-    from .evaluate import normalize_metrics
+    from .metrics import resolve
 
     names = [m for part in value for m in part.replace(",", " ").split() if m]
     try:
-        normalize_metrics(names)
+        resolve(names)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return names
@@ -439,11 +441,11 @@ def cmd_leaderboard(args) -> int:
 
 # -- parser ---------------------------------------------------------------------------------------
 def _common_scoring(p, with_formats: bool = True) -> None:
-    p.add_argument("--metrics", nargs="+", metavar="M", help="metrics (bleu meteor rouge_l cider_d cider; default: coco's set)")
+    p.add_argument("--metrics", nargs="+", metavar="M", help=f"metrics ({' '.join(metric_names())}; default: coco's set)")
     p.add_argument("--tokenizer", choices=("ptb", "corenlp", "none"), default="ptb", help="default: ptb (pycocoevalcap's tokens)")
     p.add_argument("--df", metavar="FILE", help="precomputed document frequencies for CIDEr(-D) (capeval df build)")
     p.add_argument("--n", type=int, default=4, help=argparse.SUPPRESS)
-    p.add_argument("--sigma", type=float, default=6.0, help=argparse.SUPPRESS)
+    p.add_argument("--sigma", type=float, default=SIGMA, help=argparse.SUPPRESS)
     p.add_argument("--lenient", action="store_true", help="score the ids both sides share instead of failing on missing ids")
     if with_formats:
         p.add_argument("--refs-format", choices=FORMAT_CHOICES, default="auto")

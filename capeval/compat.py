@@ -37,10 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import metrics as _metrics
+from ._inputs import check_caption
 from .errors import (
     FormatError,
     InvalidCaptionError,
-    MeteorUnavailableError,
     MissingIdError,
     SpiceUnavailableError,
     format_ids,
@@ -90,12 +91,7 @@ class PTBTokenizer:
         texts = []
         for key, captions in captions_for_image.items():
             for j, caption in enumerate(captions):
-                if isinstance(caption, Mapping):
-                    if "caption" not in caption:
-                        raise InvalidCaptionError(f"image {key!r}, caption {j}: a dict without a 'caption' key")
-                    caption = caption["caption"]
-                if not isinstance(caption, str):
-                    raise InvalidCaptionError(f"image {key!r}, caption {j}: expected a string, got {type(caption).__name__}")
+                caption = check_caption(caption, f"image {key!r}, caption {j}")
                 image_ids.append(key)
                 texts.append(caption.replace("\n", " "))
         out: dict = {}
@@ -112,7 +108,7 @@ class Bleu:
 
     def compute_score(self, gts, res, verbose: int = 1):
         result = _evaluate(gts, res, ["bleu"], n=self._n)
-        keys = [f"Bleu_{k}" for k in range(1, self._n + 1)]
+        keys = _metrics.get("bleu").keys(_metrics.Options(n=self._n))
         if verbose > 0:
             totals = result.statistics["bleu"].sum(axis=0)
             n = self._n
@@ -139,15 +135,14 @@ class Meteor:
     """
 
     def __init__(self, **options):
-        try:
-            from .meteor import Meteor as MeteorPool
-        except ImportError as exc:
-            raise MeteorUnavailableError(f"capeval.meteor is not available: {exc}") from None
+        from .meteor import Meteor as MeteorPool
+
         self._pool = MeteorPool(**options)
 
     def compute_score(self, gts, res):
         result = _evaluate(gts, res, ["meteor"], meteor_options={"scorer": self._pool})
-        return float(result.scores["METEOR"]), [float(x) for x in result.per_item["METEOR"]]
+        key = _key("meteor")
+        return float(result.scores[key]), [float(x) for x in result.per_item[key]]
 
     def close(self) -> None:
         self._pool.close()
@@ -160,7 +155,7 @@ class Rouge:
     """ROUGE-L (beta 1.2): ``(numpy.float64 mean, numpy array per image)``."""
 
     def compute_score(self, gts, res):
-        per = _evaluate(gts, res, ["rouge_l"]).per_item["ROUGE_L"].to_numpy(dtype=np.float64)
+        per = _evaluate(gts, res, ["rouge_l"]).per_item[_key("rouge_l")].to_numpy(dtype=np.float64)
         return np.mean(per), per
 
     def method(self) -> str:
@@ -173,14 +168,14 @@ class Cider:
     ``df``: capeval's extension, precomputed document frequencies (default: those of ``gts``).
     """
 
-    def __init__(self, test=None, refs=None, n: int = 4, sigma: float = 6.0, df=None):
+    def __init__(self, test=None, refs=None, n: int = 4, sigma: float = _metrics.SIGMA, df=None):
         self._n = n
         self._sigma = sigma
         self._df = df
 
     def compute_score(self, gts, res):
         result = _evaluate(gts, res, ["cider_d"], n=self._n, sigma=self._sigma, df=self._df)
-        per = result.per_item["CIDEr-D"].to_numpy(dtype=np.float64)
+        per = result.per_item[_key("cider_d")].to_numpy(dtype=np.float64)
         return np.mean(per), per
 
     def method(self) -> str:
@@ -296,18 +291,11 @@ class COCOEvalCap:
         if "METEOR" in result.skipped:
             warnings.warn(f"METEOR left out: {result.skipped['METEOR']}", UserWarning, stacklevel=2)
         self.result = result
-        methods = [
-            ("Bleu", ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"]),
-            ("METEOR", ["METEOR"]),
-            ("Rouge", ["ROUGE_L"]),
-            ("CIDEr", ["CIDEr"]),
-        ]
-        for scorer, names in methods:
-            if any(_capeval_key(m) not in result.scores for m in names):
+        for scorer, keys in _coco_methods():
+            if any(key not in result.scores for key in keys):
                 continue
             print(f"computing {scorer} score...")
-            for method in names:
-                key = _capeval_key(method)
+            for key, method in keys.items():
                 self.setEval(result.scores[key], method)
                 self.setImgToEvalImgs([float(x) for x in result.per_item[key]], gts.keys(), method)
                 print(f"{method}: {result.scores[key]:0.3f}")
@@ -326,8 +314,20 @@ class COCOEvalCap:
         self.evalImgs = [entry for entry in self.imgToEval.values()]
 
 
-def _capeval_key(method: str) -> str:
-    return "CIDEr-D" if method == "CIDEr" else method
+def _key(metric: str) -> str:
+    """The output key of a one-key metric."""
+    return _metrics.get(metric).keys(_metrics.Options())[0]
+
+
+def _coco_methods() -> list[tuple[str, dict[str, str]]]:
+    """pycocoevalcap's scorers in its order, each with {capeval output key: pycocoevalcap key}."""
+    out = []
+    for name in _metrics.default_names():
+        metric = _metrics.get(name)
+        if metric.coco is not None:
+            scorer, renamed = metric.coco
+            out.append((scorer, {k: renamed.get(k, k) for k in metric.keys(_metrics.Options())}))
+    return out
 
 
 __all__ = ["COCO", "COCOEvalCap", "Bleu", "Cider", "Meteor", "PTBTokenizer", "Rouge", "Spice", "SpiceSkippedWarning"]

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._corpus import ScoringCorpus, tokenize_reference_lists
+from ._inputs import check_n, reference_lists
 from ._io import atomic_write_bytes
 from .errors import DocumentFrequencyError
 
@@ -74,12 +76,10 @@ class DocumentFrequencies:
     @classmethod
     def from_tokenized(cls, references: Sequence[Sequence[str]], n: int = 4, source: str = "corpus"):
         """From already-tokenized reference lists, one list per image."""
-        from ._corpus import ScoringCorpus
-        from .cider import corpus_document_frequencies
-
+        n = check_n(n)
         corpus = ScoringCorpus([""] * len(references), references)
         grams = corpus.ngrams(n)
-        doc_freq = corpus_document_frequencies(corpus, grams)
+        doc_freq = corpus.document_frequencies(n)
         matrix = grams.gram_words(corpus.tokens, np.arange(grams.n_grams))
         present = doc_freq > 0
         order_of = np.searchsorted(grams.order_start, np.arange(grams.n_grams), side="right")
@@ -89,14 +89,8 @@ class DocumentFrequencies:
     @classmethod
     def from_references(cls, references: Mapping, *, tokenizer: str = "ptb", n: int = 4, source: str = "corpus"):
         """From raw references ``{id: [captions]}``, tokenized as ``evaluate`` would."""
-        from .evaluate import _as_reference_lists
-        from .tokenize import tokenize
-
-        keys = list(references)
-        lists = _as_reference_lists(references, keys)
-        flat = tokenize([c for refs in lists for c in refs], tokenizer)
-        it = iter(flat)
-        return cls.from_tokenized([[next(it) for _ in refs] for refs in lists], n=n, source=source)
+        lists = reference_lists(references, list(references))
+        return cls.from_tokenized(tokenize_reference_lists(lists, tokenizer), n=n, source=source)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[tuple, float], *, n_images: float, ref_len: float | None = None, source: str = "custom"):

@@ -19,6 +19,10 @@ class DuplicateIdError(InputError):
     """The same id appears more than once where ids must be unique."""
 
 
+class OptionError(CapevalError, ValueError):
+    """An option value that cannot be used (sigma not finite and positive, n < 1, unknown tokenizer or metric)."""
+
+
 class InvalidCaptionError(InputError):
     """A caption that is not a string (None, NaN, a number, a list...)."""
 
@@ -39,11 +43,15 @@ class DocumentFrequencyError(CapevalError):
     """A document-frequency file that is malformed, of an unknown version or tampered with."""
 
 
+class MetricUnavailableError(CapevalError):
+    """A metric cannot run here (a missing runtime or data file); default metric sets skip it with a warning."""
+
+
 class MeteorError(CapevalError):
     """The Meteor JVM failed in a way capeval could not recover from."""
 
 
-class MeteorUnavailableError(MeteorError):
+class MeteorUnavailableError(MeteorError, MetricUnavailableError):
     """Java or the Meteor 1.5 jar cannot be found."""
 
 

@@ -38,35 +38,22 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 from ._io import atomic_write_text
+from ._version import __version__
 from .errors import CapevalError, InputError
+from .metrics import SIGMA, display_name, report_order
 from .stats import DEFAULT_SEED, bootstrap_ci, corpus_scores
 
-DISPLAY = {
-    "CIDEr-D": "CIDEr-D",
-    "CIDEr": "CIDEr",
-    "Bleu_1": "BLEU-1",
-    "Bleu_2": "BLEU-2",
-    "Bleu_3": "BLEU-3",
-    "Bleu_4": "BLEU-4",
-    "METEOR": "METEOR",
-    "ROUGE_L": "ROUGE-L",
-}
-_ORDER = ["CIDEr-D", "CIDEr", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L"]
 NO_CATEGORY = "(none)"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
 def _display(key: str) -> str:
-    return DISPLAY.get(key, key)
+    return display_name(key)
 
 
 def _ordered(keys, rank_by: str) -> list[str]:
-    keys = list(dict.fromkeys(keys))
-    known = [k for k in _ORDER if k in keys]
-    rest = [k for k in keys if k not in _ORDER]
-    ordered = known + rest
+    ordered = report_order(keys)  # the registry's report order
     if rank_by in ordered:
         ordered.remove(rank_by)
         ordered.insert(0, rank_by)
@@ -107,7 +94,7 @@ class Leaderboard:
         tokenizer: str = "ptb",
         df=None,
         n: int = 4,
-        sigma: float = 6.0,
+        sigma: float = SIGMA,
         strict: bool = True,
         meteor_options: Mapping | None = None,
         ci: bool = True,
@@ -277,11 +264,10 @@ class Leaderboard:
 
 
 def _resampleable(result, key: str) -> bool:
-    if key == "METEOR":
-        from .stats import meteor_aggregator
+    """Whether the result holds what the key's registered metric aggregates from."""
+    from .stats import _blocks
 
-        return "meteor" in result.statistics and meteor_aggregator() is not None
-    return True
+    return not _blocks(result, [key])[1]
 
 
 def _category_groups(index, categories: Mapping):
@@ -619,4 +605,4 @@ p.meta{color:#555;margin:.2rem 0}p.signature code{font-size:.8rem;word-break:bre
 """
 
 
-__all__ = ["DISPLAY", "Leaderboard", "Report", "build_report"]
+__all__ = ["Leaderboard", "Report", "build_report"]

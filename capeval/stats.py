@@ -8,14 +8,15 @@
     approximate_randomization(result_a, result_b)
 
 Every resample is a vector of per-image weights (how often each image was drawn); a whole batch of
-resamples is a ``(B, N)`` weight matrix ``W``, and each metric's resampled scores come from ``W @ X``
-for a per-image matrix ``X``:
+resamples is a ``(B, N)`` weight matrix ``W``, and each metric's resampled scores are its registered
+``Metric.scores(W @ X)`` for its per-image sufficient statistics ``X = result.statistics[name]``
+(see :mod:`capeval.metrics.base`); no metric is known here by name:
 
-* BLEU and METEOR are *corpus* statistics: ``X`` holds the per-image sufficient statistics
-  (``result.statistics["bleu"]``: ``testlen, reflen, guess_1..n, correct_1..n``), and the corpus
-  formula is applied to the resampled sums. Averaging per-image BLEU would be a different metric.
+* BLEU and METEOR are *corpus* statistics (``testlen, reflen, guess_1..n, correct_1..n``; the jar's
+  23 segment statistics): the corpus formula is applied to the resampled sums. Averaging per-image
+  BLEU would be a different metric.
 * CIDEr-D, CIDEr and ROUGE-L are means of per-image scores (the document frequencies stay those of
-  the full reference set), so ``X`` is the per-image score column and ``W @ X / N`` the resampled mean.
+  the full reference set): ``X`` is ``[score, 1]`` per image, so ``W @ X`` is (total, count).
 
 Approximate randomization swaps the two systems' outputs image by image: with ``S`` a ``(T, N)``
 0/1 swap matrix, system A's swapped statistics are ``sum(X_a) + S @ (X_b - X_a)``.
@@ -27,74 +28,41 @@ Intervals are percentile intervals; p-values are two-sided with the add-one corr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bleu import bleu_from_statistics
-from .errors import InputError, MissingIdError, format_ids
+from .errors import InputError, MissingIdError, OptionError, format_ids
+from .metrics import MeanMetric, Metric, mean_statistics, metric_of_key
 
 DEFAULT_SEED = 12345
 _CHUNK_ELEMENTS = 1 << 22  # weights per chunk: (chunk, N) float64 stays near 32 MB
 
 
-# -- per-metric aggregation kernels ---------------------------------------------------------------
+# -- per-metric aggregation, from the registry ----------------------------------------------------
 @dataclass
 class _Block:
-    """Per-image data ``X`` (N, k) and the function from summed rows to the metric values."""
+    """One metric's per-image statistics ``X`` (N, k) and the requested output keys it aggregates to."""
 
     keys: list[str]
     data: np.ndarray
-    aggregate: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (sums (..., k), weights (...)) -> (..., len(keys))
+    metric: Metric
 
     def take(self, rows: np.ndarray) -> _Block:
-        return _Block(self.keys, self.data[rows], self.aggregate)
+        return _Block(self.keys, self.data[rows], self.metric)
 
-    def scores(self, sums: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        return self.aggregate(sums, weight)
-
-
-def _mean_aggregate(sums, weight):
-    return sums / np.asarray(weight, dtype=np.float64)[..., None]
-
-
-def _bleu_aggregate(n: int, columns: list[int]):
-    def aggregate(sums, weight):
-        return bleu_from_statistics(sums, n)[..., columns]
-
-    return aggregate
-
-
-def meteor_aggregator() -> Callable[[np.ndarray], np.ndarray] | None:
-    """The vectorized METEOR corpus formula from summed per-segment statistics, if ``capeval.meteor`` has one.
-
-    Looks for ``meteor_scores_from_stats`` (any leading batch shape) and falls back to a loop over
-    ``meteor_score_from_stats`` (one row). ``None`` when neither exists.
-    """
-    try:
-        from . import meteor
-    except ImportError:
-        return None
-    for name in ("meteor_scores_from_stats", "meteor_from_statistics", "meteor_scores_from_statistics"):
-        fn = getattr(meteor, name, None)
-        if callable(fn):
-            return lambda sums, fn=fn: np.asarray(fn(sums), dtype=np.float64)
-    scalar = getattr(meteor, "meteor_score_from_stats", None)
-    if not callable(scalar):
-        return None
-
-    def looped(sums):
-        sums = np.asarray(sums, dtype=np.float64)
-        flat = sums.reshape(-1, sums.shape[-1])
-        out = np.fromiter((float(scalar(row)) for row in flat), dtype=np.float64, count=len(flat))
-        return out.reshape(sums.shape[:-1])
-
-    return looped
+    def scores(self, sums: np.ndarray, weight=None) -> np.ndarray:
+        """(..., len(keys)) values from summed statistics (..., k); ``weight`` is unused (kept for callers)."""
+        values = self.metric.scores(sums)
+        return np.stack([np.asarray(values[k], dtype=np.float64) for k in self.keys], axis=-1)
 
 
 def _blocks(result, keys: Iterable[str] | None = None) -> tuple[list[_Block], dict[str, str]]:
-    """Kernels for the requested output keys (all of ``result.scores`` by default)."""
+    """One block per metric for the requested output keys (all of ``result.scores`` by default).
+
+    Statistics come from ``result.statistics[metric name]``; a mean metric without them (a result
+    built by hand) uses its per-item column. A metric that is neither is skipped, with the reason."""
     per_item = result.per_item
     statistics = getattr(result, "statistics", None) or {}
     available = list(getattr(result, "scores", None) or per_item.columns)
@@ -102,36 +70,34 @@ def _blocks(result, keys: Iterable[str] | None = None) -> tuple[list[_Block], di
     unknown = [k for k in wanted if k not in available and k not in per_item.columns]
     if unknown:
         raise KeyError(f"no scores for {unknown}; the result has {available}")
-    blocks: list[_Block] = []
+    by_metric: dict[str, tuple[Metric, list[str]]] = {}
     skipped: dict[str, str] = {}
-    bleu_keys = [k for k in wanted if k.startswith("Bleu_")]
-    if bleu_keys:
-        stats = statistics.get("bleu")
+    for key in wanted:
+        metric = metric_of_key(key)
+        if metric is None:
+            skipped[key] = f"{key!r} is no registered metric's output key"
+            continue
+        by_metric.setdefault(metric.name, (metric, []))[1].append(key)
+    blocks: list[_Block] = []
+    for name, (metric, metric_keys) in by_metric.items():
+        stats = statistics.get(name)
+        if stats is None and isinstance(metric, MeanMetric) and metric_keys[0] in per_item.columns:
+            stats = mean_statistics(per_item[metric_keys[0]].to_numpy(dtype=np.float64))
         if stats is None:
-            for k in bleu_keys:
-                skipped[k] = "no BLEU sufficient statistics in the result (result.statistics['bleu'])"
-        else:
-            stats = np.asarray(stats, dtype=np.float64)
-            n = (stats.shape[1] - 2) // 2
-            columns = [int(k.split("_")[1]) - 1 for k in bleu_keys]
-            blocks.append(_Block(bleu_keys, stats, _bleu_aggregate(n, columns)))
-    if "METEOR" in wanted:
-        stats = statistics.get("meteor")
-        fn = meteor_aggregator()
-        if stats is None:
-            skipped["METEOR"] = "no METEOR statistics in the result"
-        elif fn is None:
-            skipped["METEOR"] = "capeval.meteor has no corpus formula from statistics (meteor_score_from_stats); METEOR is not a mean of per-image scores"
-        else:
-            stats = np.asarray(stats, dtype=np.float64)
-            blocks.append(_Block(["METEOR"], stats, lambda sums, weight, fn=fn: fn(sums)[..., None]))
-    mean_keys = [k for k in wanted if not k.startswith("Bleu_") and k != "METEOR"]
-    if mean_keys:
-        data = per_item[mean_keys].to_numpy(dtype=np.float64)
-        blocks.append(_Block(mean_keys, data, _mean_aggregate))
+            skipped.update(dict.fromkeys(metric_keys, f"no {name} statistics in the result (result.statistics[{name!r}])"))
+            continue
+        blocks.append(_Block(metric_keys, np.asarray(stats, dtype=np.float64), metric))
     order = {k: i for i, k in enumerate(wanted)}
     blocks.sort(key=lambda b: order[b.keys[0]])
     return blocks, skipped
+
+
+def _check_resampling(count, alpha, what: str = "n_resamples") -> None:
+    """Validated up front: a positive integer count, alpha in (0, 1)."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise OptionError(f"{what} must be a positive integer, got {count!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0 < alpha < 1:
+        raise OptionError(f"alpha must be in (0, 1), got {alpha!r}")
 
 
 def _rows(result, items) -> np.ndarray | None:
@@ -168,13 +134,12 @@ def _bootstrap_weights(rng: np.random.Generator, count: int, n_items: int) -> np
 
 
 def _evaluate_blocks(blocks: Sequence[_Block], weights: np.ndarray) -> np.ndarray:
-    """(B, total keys) metric values for a (B, N) weight matrix."""
-    total = weights.sum(axis=1)
-    return np.concatenate([b.scores(weights @ b.data, total) for b in blocks], axis=1)
+    """(B, total keys) metric values for a (B, N) weight matrix: each metric's scores of ``W @ X``."""
+    return np.concatenate([b.scores(weights @ b.data) for b in blocks], axis=1)
 
 
 def _full_scores(blocks: Sequence[_Block]) -> np.ndarray:
-    return np.concatenate([b.scores(b.data.sum(axis=0), np.float64(len(b.data))) for b in blocks])
+    return np.concatenate([b.scores(b.data.sum(axis=0)) for b in blocks])
 
 
 def corpus_scores(result, items=None, metrics: Iterable[str] | None = None) -> dict[str, float]:
@@ -275,10 +240,7 @@ def bootstrap_ci(
     resampled faithfully (METEOR without a corpus formula from statistics) are left out and named
     in ``.skipped``.
     """
-    if not 0 < alpha < 1:
-        raise ValueError("alpha must be in (0, 1)")
-    if n_resamples < 1:
-        raise ValueError("n_resamples must be positive")
+    _check_resampling(n_resamples, alpha)
     blocks, skipped = _blocks(result, metrics)
     rows = _rows(result, items)
     if rows is not None:
@@ -402,6 +364,7 @@ def paired_bootstrap(
     distribution), ``(1 + #{|d* - mean(d*)| >= |d|}) / (1 + B)``; ``ci_low``/``ci_high``: the
     percentile interval of the difference A - B.
     """
+    _check_resampling(n_resamples, alpha)
     blocks_a, blocks_b, skipped, n_items = _paired_blocks(result_a, result_b, metrics)
     keys = [k for b in blocks_a for k in b.keys]
     observed_a, observed_b = _full_scores(blocks_a), _full_scores(blocks_b)
@@ -436,6 +399,7 @@ def approximate_randomization(
     BLEU and METEOR are recomputed from the swapped sufficient statistics, the others from the
     swapped per-image scores.
     """
+    _check_resampling(n_trials, alpha, "n_trials")
     blocks_a, blocks_b, skipped, n_items = _paired_blocks(result_a, result_b, metrics)
     keys = [k for b in blocks_a for k in b.keys]
     observed_a, observed_b = _full_scores(blocks_a), _full_scores(blocks_b)
@@ -453,12 +417,11 @@ def approximate_randomization(
 
 def _swapped_differences(blocks_a, blocks_b, swaps: np.ndarray) -> np.ndarray:
     """score(A') - score(B') for each row of ``swaps`` (T, N): 1 where the two outputs trade places."""
-    weight = np.full(len(swaps), np.float64(swaps.shape[1]))
     values = []
     for block_a, block_b in zip(blocks_a, blocks_b):
         shift = swaps @ (block_b.data - block_a.data)
-        swapped_a = block_a.scores(block_a.data.sum(axis=0) + shift, weight)
-        swapped_b = block_b.scores(block_b.data.sum(axis=0) - shift, weight)
+        swapped_a = block_a.scores(block_a.data.sum(axis=0) + shift)
+        swapped_b = block_b.scores(block_b.data.sum(axis=0) - shift)
         values.append(swapped_a - swapped_b)
     return np.concatenate(values, axis=1)
 
@@ -472,7 +435,7 @@ def compare(result_a, result_b, method: str = "paired_bootstrap", **kwargs) -> C
         if "n_resamples" in kwargs:
             kwargs["n_trials"] = kwargs.pop("n_resamples")
         return approximate_randomization(result_a, result_b, **kwargs)
-    raise ValueError(f"unknown method {method!r}; expected 'paired_bootstrap' or 'approximate_randomization'")
+    raise OptionError(f"unknown method {method!r}; expected 'paired_bootstrap' or 'approximate_randomization'")
 
 
 __all__ = [
@@ -484,6 +447,5 @@ __all__ = [
     "bootstrap_ci",
     "compare",
     "corpus_scores",
-    "meteor_aggregator",
     "paired_bootstrap",
 ]

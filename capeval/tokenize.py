@@ -25,7 +25,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import InvalidCaptionError, TokenizerError
+from ._inputs import check_choice, check_texts
+from .errors import TokenizerError
 
 # pycocoevalcap drops these tokens after PTB tokenization (lowercasing happens first, so -lrb- survives).
 PUNCTUATIONS = frozenset(
@@ -40,22 +41,6 @@ CORENLP_JAR_NAME = "stanford-corenlp-3.4.1.jar"
 # ellipsis rule wins, so it becomes "...".
 LINE_SEPARATORS = "\r\x0b\x0c\u2028\u2029"
 _SEPARATOR_RE = re.compile("[\r\x0b\x0c\u2028\u2029]")
-
-
-# --------------------------------------------------------------------------------------------------
-# Validation
-# --------------------------------------------------------------------------------------------------
-
-
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise InvalidCaptionError("tokenize() takes a sequence of captions, not a single string")
-    out = list(texts)
-    if not set(map(type, out)) <= {str}:
-        for i, t in enumerate(out):
-            if not isinstance(t, str):
-                raise InvalidCaptionError(f"caption {i} is not a string: {t!r} ({type(t).__name__})")
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,7 +211,7 @@ _PTB_INSTANCE: _PTB | None = None
 def ptb_tokenize(texts: Sequence[str]) -> list[str]:
     """The pure-Python tokenizer (see module docstring)."""
     global _PTB_INSTANCE
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     if _PTB_INSTANCE is None:
         _PTB_INSTANCE = _PTB()
     try:
@@ -241,7 +226,7 @@ def ptb_line_counts(texts: Sequence[str]) -> list[int]:
     line separator)."""
     from . import _ptb_lexer as L
 
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     counts = []
     last = len(texts) - 1
     for i, t in enumerate(texts):
@@ -296,7 +281,7 @@ def corenlp_tokenize(texts: Sequence[str], java: str | None = None) -> list[str]
     """Tokenize with the CoreNLP 3.4.1 jar as pycocoevalcap's PTBTokenizer does, keeping every caption
     aligned: a caption holding a line separator other than "\\n" (which the jar turns into extra output
     lines) gets all of its lines back, joined."""
-    texts = _check_texts(texts)
+    texts = check_texts(texts)
     if not texts:
         return []
     lines = corenlp_raw_lines(texts, java)
@@ -344,9 +329,8 @@ def tokenize(texts: Sequence[str], tokenizer: str = "ptb") -> list[str]:
         return ptb_tokenize(texts)
     if tokenizer == "corenlp":
         return corenlp_tokenize(texts)
-    if tokenizer == "none":
-        return _check_texts(texts)
-    raise ValueError(f"unknown tokenizer {tokenizer!r}; expected one of {TOKENIZERS}")
+    check_choice(tokenizer, TOKENIZERS, "tokenizer")
+    return check_texts(texts)  # "none": already tokenized
 
 
 def tokenize_lists(texts: Sequence[str], tokenizer: str = "ptb") -> list[list[str]]:

@@ -42,20 +42,39 @@ def normalize_metrics(metrics: str | Sequence[str] | None) -> list[str]:
 
 
 # -- results --------------------------------------------------------------------------------------
+class PerItemColumns:
+    """Per-item scores before they become a DataFrame: ids and one array per output key."""
+
+    def __init__(self, ids: list, columns: dict[str, np.ndarray]):
+        self.ids, self.columns = ids, columns
+
+    def frame(self):
+        import pandas as pd  # only when per_item is read: evaluate itself never pays pandas' import
+
+        return pd.DataFrame(self.columns, index=pd.Index(self.ids, name="image_id"))
+
+
 @dataclass
 class EvaluationResult:
     """Corpus scores (pycocoevalcap's keys and scale), per-item scores, statistics, signature.
 
-    ``statistics[metric name]``: the per-item sufficient statistics ``(N, k)`` of each metric (see
-    :mod:`capeval.metrics.base`), from which :mod:`capeval.stats` resamples."""
+    ``per_item``: a pandas DataFrame indexed by id, one column per output key (built on first
+    access). ``statistics[metric name]``: the per-item sufficient statistics ``(N, k)`` of each
+    metric (see :mod:`capeval.metrics.base`), from which :mod:`capeval.stats` resamples."""
 
     scores: dict[str, float]
-    per_item: object  # pandas.DataFrame indexed by id
-    signature: str
-    signatures: dict[str, str]
-    statistics: dict[str, np.ndarray]
+    per_item_data: object = field(repr=False)  # a pandas.DataFrame, or PerItemColumns until first read
+    signature: str = ""
+    signatures: dict[str, str] = field(default_factory=dict)
+    statistics: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     skipped: dict[str, str] = field(default_factory=dict)  # metric key -> why it is absent
     tokenized: Prepared | None = field(default=None, repr=False)
+
+    @property
+    def per_item(self):
+        if isinstance(self.per_item_data, PerItemColumns):
+            self.per_item_data = self.per_item_data.frame()
+        return self.per_item_data
 
     def __getitem__(self, key: str) -> float:
         return self.scores[key]
@@ -126,8 +145,6 @@ def evaluate(
 
 
 def _score(prepared: Prepared, computed, handles, options: Options, skipped) -> EvaluationResult:
-    import pandas as pd
-
     corpus = prepared.corpus
     scores: dict[str, float] = {}
     columns: dict[str, np.ndarray] = {}
@@ -146,6 +163,6 @@ def _score(prepared: Prepared, computed, handles, options: Options, skipped) -> 
         parts = metric.signature(options, state)
         signatures[metric.name] = make_signature({**common, **parts, **version})
         headline.update({k: parts[k] for k in metric.headline if k in parts})
-    per_item_frame = pd.DataFrame(columns, index=pd.Index(prepared.ids, name="image_id"))
     overall = {**common, **options.signature(), **headline, "metrics": "+".join(m.name for m in computed), **version}
-    return EvaluationResult(scores, per_item_frame, make_signature(overall), signatures, statistics, skipped, prepared)
+    per_item = PerItemColumns(prepared.ids, columns)
+    return EvaluationResult(scores, per_item, make_signature(overall), signatures, statistics, skipped, prepared)

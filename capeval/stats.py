@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InputError, MissingIdError, OptionError, format_ids
-from .metrics import MeanMetric, Metric, mean_statistics, metric_of_key
+from .metrics import MeanMetric, Metric, make_signature, mean_statistics, metric_of_key
 
 DEFAULT_SEED = 12345
 _CHUNK_ELEMENTS = 1 << 22  # weights per chunk: (chunk, N) float64 stays near 32 MB
@@ -200,7 +200,7 @@ class BootstrapResult:
 
     @property
     def signature(self) -> str:
-        return f"ci:percentile|resamples:{self.n_resamples}|seed:{self.seed}|alpha:{self.alpha:g}|n:{self.n_items}"
+        return make_signature({"ci": "percentile", "resamples": self.n_resamples, "seed": self.seed, "alpha": f"{self.alpha:g}", "n": self.n_items})
 
     def to_frame(self):
         import pandas as pd
@@ -288,7 +288,7 @@ class Comparison:
     @property
     def signature(self) -> str:
         name = "paired-bootstrap" if self.method == "paired_bootstrap" else "approximate-randomization"
-        return f"test:{name}|resamples:{self.n_resamples}|seed:{self.seed}|n:{self.n_items}"
+        return make_signature({"test": name, "resamples": self.n_resamples, "seed": self.seed, "n": self.n_items})
 
     def to_dict(self) -> dict:
         return {

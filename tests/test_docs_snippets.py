@@ -159,3 +159,28 @@ def test_markers_are_parsed():
     before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
     assert MARKER.search(before).groups() == ("needs", "java, shared")
     assert missing("java, typo") == [m for m in missing("java")] + ["unknown need 'typo' (a typo in the marker?)"]
+
+
+DOTTED = re.compile(r"`(capeval(?:\.[A-Za-z_]\w*)+)")
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_dotted_paths_resolve(path):
+    """Every `capeval.x.y` the docs name is reachable as written: ``import capeval`` then attributes
+    (importing ``capeval.x`` first where ``x`` is a submodule, as a reader would)."""
+    import importlib
+
+    import capeval
+
+    for dotted in sorted(set(DOTTED.findall(path.read_text(encoding="utf-8")))):
+        parts = dotted.split(".")
+        for k in range(len(parts), 1, -1):  # import the longest module prefix, as `import a.b` would
+            try:
+                importlib.import_module(".".join(parts[:k]))
+                break
+            except ImportError:
+                continue
+        obj = capeval
+        for name in parts[1:]:
+            assert hasattr(obj, name), f"{path.name}: `{dotted}` does not resolve (no {name!r} on {obj!r})"
+            obj = getattr(obj, name)

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 
 import pytest
 
@@ -241,3 +242,86 @@ def test_bad_reference_files(tmp_path):
     with pytest.raises(FormatError, match="the file is empty"):
         read_references(write(tmp_path / "e.json", ""))
     assert dict(read_references(write_json(tmp_path / "ok.json", {1: ["a"]}))) == {"1": ["a"]}
+
+
+# -- issue 18: defects found by the attack on the readers -----------------------------------------
+def damaged_gzip(data: bytes) -> bytes:
+    """gzip data whose deflate stream is broken (zlib.error, not a CRC or length error)."""
+    import zlib
+
+    packed = bytearray(gzip.compress(data))
+    packed[20] ^= 0x55  # inside the first block's Huffman table
+    with pytest.raises(zlib.error):
+        gzip.decompress(bytes(packed))
+    return bytes(packed)
+
+
+def test_corrupt_gzip_stream_is_a_format_error(tmp_path):
+    rows = "public_id,caption\n" + "".join(f"{i},a dog on a couch number {i}\n" for i in range(2000))
+    path = write(tmp_path / "corrupt.csv.gz", damaged_gzip(rows.encode()))
+    with pytest.raises(FormatError, match=r"corrupt\.csv\.gz: corrupt or truncated gzip data"):
+        read_predictions(path)
+
+
+def test_csv_captions_longer_than_the_csv_modules_field_limit(tmp_path):
+    import csv
+
+    caption = "a " * 70_000  # 140,000 characters: over csv's default 131,072
+    path = tmp_path / "long.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([["public_id", "caption"], ["1", caption], ["2", "a cat"]])
+    assert dict(read_predictions(path)) == {"1": caption, "2": "a cat"}
+    assert read_references(path)["1"] == [caption]
+    assert csv.field_size_limit() == 131_072  # the process-wide limit is put back
+
+
+def test_unterminated_quote_is_reported_where_it_opens(tmp_path):
+    rows = ["public_id,caption", "1,a dog", '2,"a cat on a mat'] + [f"{i},caption {i}" for i in range(3, 60_000)]
+    path = write(tmp_path / "unterminated.csv", "\n".join(rows) + "\n")  # 600 KB after the quote
+    with pytest.raises(FormatError, match=r"unterminated\.csv, line 3: .*quote opened in this row is never closed"):
+        read_predictions(path)
+
+
+def test_json_nested_too_deep_is_a_format_error(tmp_path):
+    deep = write(tmp_path / "deep.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(FormatError, match=r"deep\.json: JSON nested too deeply"):
+        read_predictions(deep)
+    with pytest.raises(FormatError, match=r"deep\.json: JSON nested too deeply"):
+        read_references(deep)
+    lines = write(tmp_path / "deep.jsonl", '{"image_id": 1, "caption": "a"}\n' + "[" * 100_000 + "\n")
+    with pytest.raises(FormatError, match=r"deep\.jsonl, line 2: JSON nested too deeply"):
+        read_predictions(lines)
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("refs.jsonl", '{"image_id": 1, "caption": "a dog"}\n{"image_id": "1", "caption": "a cat"}\n{"image_id": 2, "caption": "a bird"}\n'),
+        ("refs.json", json.dumps([{"image_id": 1, "caption": "a dog"}, {"image_id": 2, "caption": "a bird"}, {"image_id": "1", "caption": "a cat"}])),
+    ],
+)
+def test_reference_records_with_one_id_written_two_ways(tmp_path, name, text):
+    """1 and "1" would split one image into two ids (and --lenient would drop one): an error naming the file."""
+    path = write(tmp_path / name, text)
+    with pytest.raises(DuplicateIdError, match=re.escape(name) + r", (line |entry \[)\d.*id '1' is also written 1 \((line 1|entry \[0\])\)"):
+        read_references(path)
+
+
+# -- plain text: one caption per line -------------------------------------------------------------
+def test_plain_text_references_and_predictions(tmp_path):
+    from capeval.formats import check_same_line_count, read_text_references
+
+    ref1 = write(tmp_path / "ref1.txt", "a dog runs\na cat sleeps\n")
+    ref2 = write(tmp_path / "ref2.txt", "the dog is running\r\nthe cat is asleep")  # CRLF, no final newline
+    hyp = write(tmp_path / "hyp.txt", "a dog\u2028running\na cat\n")  # U+2028 is inside a caption, not a line end
+    refs = read_text_references([ref1, ref2])
+    assert dict(refs) == {1: ["a dog runs", "the dog is running"], 2: ["a cat sleeps", "the cat is asleep"]}
+    preds = read_predictions(hyp)
+    assert dict(preds) == {1: "a dog\u2028running", 2: "a cat"} and preds.format == "txt"
+    assert dict(read_references(ref1)) == {1: ["a dog runs"], 2: ["a cat sleeps"]}
+    check_same_line_count(refs, preds)
+    short = write(tmp_path / "short.txt", "one line\n")
+    with pytest.raises(FormatError, match=r"ref1\.txt has 2, .*short\.txt has 1"):
+        read_text_references([ref1, short])
+    with pytest.raises(FormatError, match=r"short\.txt has 1 lines but the references \(.*ref1\.txt.*\) have 2"):
+        check_same_line_count(refs, read_predictions(short))

@@ -542,6 +542,14 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _sigma(text: str) -> float:
+    """CIDEr-D's length-penalty width: the penalty divides by 2 sigma^2, which must be a finite non-zero number."""
+    value = _positive_float(text)
+    if not 0 < value * value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number whose square is finite and above 0 (about 1e-154 to 1e154), got {text}")
+    return value
+
+
 def _probability(text: str) -> float:
     value = _number(text, float)
     if not 0 < value < 1:
@@ -554,7 +562,7 @@ def _common_scoring(p, with_formats: bool = True) -> None:
     p.add_argument("--tokenizer", choices=("ptb", "corenlp", "none"), default="ptb", help="default: ptb (pycocoevalcap's tokens)")
     p.add_argument("--df", metavar="FILE", help="precomputed document frequencies for CIDEr(-D) (capeval df build)")
     p.add_argument("--n", type=_positive_int, default=4, help=argparse.SUPPRESS)
-    p.add_argument("--sigma", type=_positive_float, default=6.0, help=argparse.SUPPRESS)
+    p.add_argument("--sigma", type=_sigma, default=6.0, help=argparse.SUPPRESS)
     p.add_argument(
         "--allow-df-mismatch",
         action="store_true",

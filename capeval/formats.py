@@ -121,7 +121,7 @@ class Predictions(_CaptionSet):
 
 
 # -- reading bytes --------------------------------------------------------------------------------
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, blank_ok: bool = False) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -149,7 +149,7 @@ def _read_text(path: Path) -> str:
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise FormatError(f"{path}, line {line}: NUL byte in a text file (UTF-16 without byte-order mark, or binary data?)")
-    if not text.strip():
+    if not text if blank_ok else not text.strip():  # a blank line in a .txt file is an empty caption
         raise FormatError(f"{path}: the file is empty")
     return text
 
@@ -621,7 +621,7 @@ def read_text_references(paths) -> References:
     paths = [Path(p) for p in paths]
     if not paths:
         raise FormatError("no reference file given")
-    sets = [_text_lines(_read_text(path)) for path in paths]
+    sets = [_text_lines(_read_text(path, blank_ok=True)) for path in paths]
     counts = [len(lines) for lines in sets]
     if len(set(counts)) > 1:
         shown = ", ".join(f"{path} has {count}" for path, count in zip(paths, counts))
@@ -675,7 +675,7 @@ def read_references(path, format: str = "auto", *, split: str | None = None) -> 
     """
     path = Path(path)
     fmt = _normalize_format(format)
-    text = _read_text(path)
+    text = _read_text(path, blank_ok=fmt == "txt" or (fmt == "auto" and is_plain_text(path)))
     obj = None
     if fmt == "auto":
         fmt, obj = _detect(path, text, "references")
@@ -704,7 +704,7 @@ def read_predictions(path, format: str = "auto") -> Predictions:
     """Read ``{id: caption}``: one predicted caption per image; duplicates are an error."""
     path = Path(path)
     fmt = _normalize_format(format)
-    text = _read_text(path)
+    text = _read_text(path, blank_ok=fmt == "txt" or (fmt == "auto" and is_plain_text(path)))
     obj = None
     if fmt == "auto":
         fmt, obj = _detect(path, text, "predictions")
@@ -763,6 +763,22 @@ def _single(value, key) -> str:
     return value
 
 
+class _CsvWriter:
+    """``csv.writer`` with ``\n`` line ends that also quotes fields holding a ``\r``.
+
+    With ``lineterminator="\n"`` the csv module (before Python 3.13) leaves a bare ``\r`` unquoted,
+    which every CSV reader, capeval's included, takes for a line break: the row would come back cut
+    in two. Such rows are written with every field quoted instead.
+    """
+
+    def __init__(self, fh):
+        self._minimal = csv.writer(fh, lineterminator="\n")
+        self._quoted = csv.writer(fh, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row) -> None:
+        (self._quoted if any("\r" in str(field) for field in row) else self._minimal).writerow(row)
+
+
 def write_coco_results(path, preds: Mapping) -> Path:
     """``[{"image_id", "caption"}]`` (ids as given), written atomically."""
     path = Path(path)
@@ -776,7 +792,7 @@ def write_nice_submission(path, preds: Mapping) -> Path:
     """NICE submission CSV ``public_id,caption``, written atomically."""
     path = Path(path)
     with atomic_write(path, newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
+        writer = _CsvWriter(fh)
         writer.writerow(["public_id", "caption"])
         for key, value in preds.items():
             writer.writerow([key, _single(value, key)])
@@ -788,7 +804,7 @@ def write_nice_references(path, refs: Mapping, categories: Mapping | None = None
     path = Path(path)
     categories = categories if categories is not None else getattr(refs, "categories", None)
     with atomic_write(path, newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
+        writer = _CsvWriter(fh)
         writer.writerow(["public_id", "caption_gt"] + (["category"] if categories else []))
         for key, value in refs.items():
             row = [key, _single(value, key)]

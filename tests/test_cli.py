@@ -299,6 +299,8 @@ BAD_OPTIONS = [
     (["--n", "-1"], "--n: must be at least 1"),
     (["--sigma", "0"], "--sigma: must be above 0"),
     (["--sigma", "inf"], "--sigma: expected a finite number"),
+    (["--sigma", "1.4e154"], "--sigma: must be a number whose square is finite"),  # found by test_properties.py
+    (["--sigma", "1e-200"], "--sigma: must be a number whose square is finite"),
     (["--scale", "nan"], "--scale: expected a finite number"),
     (["--seed", "-3"], "--seed: must be 0 or more"),
     (["--n-resamples", "ten"], "--n-resamples: expected an integer, got 'ten'"),

@@ -325,3 +325,22 @@ def test_plain_text_references_and_predictions(tmp_path):
         read_text_references([ref1, short])
     with pytest.raises(FormatError, match=r"short\.txt has 1 lines but the references \(.*ref1\.txt.*\) have 2"):
         check_same_line_count(refs, read_predictions(short))
+
+
+def test_csv_writers_round_trip_a_carriage_return(tmp_path):
+    """Found by tests/test_properties.py: csv.writer with "\n" line ends left a bare \r unquoted."""
+    preds = {"1": "a dog\r on grass", "2": "a cat", "3": 'say "cheese"\r\n'}
+    assert dict(read_predictions(write_nice_submission(tmp_path / "sub.csv", preds))) == preds
+    refs = {"1": ["a\rb"], "2": ["c"]}
+    assert dict(read_references(write_nice_references(tmp_path / "gt.csv", refs))) == refs
+    assert (tmp_path / "sub.csv").read_bytes().split(b"\n")[2] == b"2,a cat"  # other rows as before
+
+
+def test_plain_text_blank_lines_are_empty_captions(tmp_path):
+    from capeval.formats import read_text_references
+
+    blank = write(tmp_path / "blank.txt", "\n\n")
+    assert dict(read_predictions(blank)) == {1: "", 2: ""}
+    assert dict(read_text_references([blank, write(tmp_path / "r.txt", "a\nb\n")])) == {1: ["", "a"], 2: ["", "b"]}
+    with pytest.raises(FormatError, match=r"zero\.txt: the file is empty"):
+        read_predictions(write(tmp_path / "zero.txt", ""))

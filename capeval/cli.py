@@ -474,7 +474,7 @@ def cmd_leaderboard(args) -> int:
         title=args.title,
         metrics=metrics,
         tokenizer=args.tokenizer,
-        df=args.df,
+        df=_document_frequencies(args),
         n=args.n,
         sigma=args.sigma,
         strict=not args.lenient,

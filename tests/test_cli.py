@@ -416,6 +416,9 @@ def test_df_tokenizer_mismatch_is_refused_with_an_override(capsys, tmp_path):
     code, _, err = cli(capsys, "score", refs, preds, "--metrics", "cider_d", "--df", df2)
     assert code == EXIT_INPUT and "built with n=2, scoring uses n=4" in err
     assert cli(capsys, "score", refs, preds, "--metrics", "cider_d", "--df", df2, "--n", "2")[0] == EXIT_OK
+    code, _, err = cli(capsys, "leaderboard", "--refs", refs, preds, "-o", tmp_path / "board", "--metrics", "cider_d", "--df", df_none)
+    assert code == EXIT_INPUT and "none.npz: document frequencies built with tokenizer 'none'" in err
+    assert not (tmp_path / "board").exists()
 
 
 # -- issue 18.1: a leaderboard directory is replaced as a set --------------------------------------

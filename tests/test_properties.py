@@ -33,8 +33,8 @@ from capeval.cli import main  # noqa: E402
 from capeval.errors import CapevalError  # noqa: E402
 
 _COMMON = dict(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow], database=None, print_blob=True)
-settings.register_profile("ci", max_examples=40, deadline=5000, derandomize=True, **_COMMON)
-settings.register_profile("long", max_examples=400, deadline=None, **_COMMON)
+settings.register_profile("ci", max_examples=100, deadline=5000, derandomize=True, **_COMMON)
+settings.register_profile("long", max_examples=1000, deadline=None, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 DOCUMENTED_EXIT_CODES = {0, 2, 3, 4, 5, 130}

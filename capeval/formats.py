@@ -45,6 +45,7 @@ import gzip
 import io
 import json
 import math
+import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -524,6 +525,9 @@ def _csv_rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[st
             except StopIteration:
                 break
             except csv.Error as exc:
+                if _UNCLOSED_QUOTE in str(exc):
+                    opened = _line_of_unclosed_quote(text, start, delimiter)
+                    raise FormatError(f"{path}, line {opened}: malformed CSV (a quote opened here is never closed; the file ends inside the quoted field)") from None
                 raise FormatError(f"{path}, line {start}: malformed CSV ({_csv_problem(exc)})") from None
             if row and any(field.strip() for field in row):
                 if len(row) != len(header):
@@ -536,10 +540,47 @@ def _csv_rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[st
     return header, rows
 
 
+_UNCLOSED_QUOTE = "unexpected end of data"  # strict mode's EOF inside a quoted field
+_LINE_END = re.compile(r"\r\n|\r|\n")  # what csv.reader's line_num counts
+
+
 def _csv_problem(exc: csv.Error) -> str:
-    if "unexpected end of data" in str(exc):  # strict mode's EOF inside a quoted field
+    if _UNCLOSED_QUOTE in str(exc):
         return "a quote opened in this row is never closed; the file ends inside the quoted field"
     return str(exc)
+
+
+def _line_of_unclosed_quote(text: str, row_line: int, delimiter: str) -> int:
+    """The line where the quote that never closes opens, scanning from the row that starts at `row_line`.
+
+    A row may span lines through earlier, closed quoted fields, so the row's first line is not
+    always the quote's.
+    """
+    row_start = pos = _row_offset(text, row_line)
+    opened, in_quotes, field_start = pos, False, True
+    while pos < len(text):
+        ch = text[pos]
+        if in_quotes:
+            if ch == '"':
+                if text.startswith('"', pos + 1):  # "" is an escaped quote
+                    pos += 1
+                else:
+                    in_quotes = False
+        elif ch == '"' and field_start:
+            in_quotes, opened = True, pos
+        field_start = not in_quotes and ch in (delimiter, "\n", "\r")
+        pos += 1
+    return row_line + len(_LINE_END.findall(text, row_start, opened)) if in_quotes else row_line
+
+
+def _row_offset(text: str, line: int) -> int:
+    """Offset of the first character of `line` (numbered from 1, as csv.reader counts)."""
+    pos = 0
+    for number, match in enumerate(_LINE_END.finditer(text), start=2):
+        if number > line:
+            break
+        pos = match.end()
+    return pos
 
 
 def _column(header: list[str], names: Iterable[str]) -> int | None:

@@ -278,8 +278,16 @@ def test_csv_captions_longer_than_the_csv_modules_field_limit(tmp_path):
 def test_unterminated_quote_is_reported_where_it_opens(tmp_path):
     rows = ["public_id,caption", "1,a dog", '2,"a cat on a mat'] + [f"{i},caption {i}" for i in range(3, 60_000)]
     path = write(tmp_path / "unterminated.csv", "\n".join(rows) + "\n")  # 600 KB after the quote
-    with pytest.raises(FormatError, match=r"unterminated\.csv, line 3: .*quote opened in this row is never closed"):
+    with pytest.raises(FormatError, match=r"unterminated\.csv, line 3: .*quote opened here is never closed"):
         read_predictions(path)
+
+
+def test_unterminated_quote_after_a_multi_line_field(tmp_path):
+    """The row starts at line 3, its first caption spans lines 3-4, the quote left open is on line 4."""
+    rows = ["public_id,caption,category", "1,a dog,x", '2,"a cat', 'on a mat","unclosed category'] + [f"{i},c,x" for i in range(3, 1000)]
+    path = write(tmp_path / "multi.csv", "\r\n".join(rows) + "\r\n")
+    with pytest.raises(FormatError, match=r"multi\.csv, line 4: malformed CSV \(a quote opened here is never closed"):
+        read_references(path)
 
 
 def test_json_nested_too_deep_is_a_format_error(tmp_path):

@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import pickle
+import struct
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -230,8 +231,9 @@ class DocumentFrequencies:
             raise
         except FileNotFoundError:
             raise DocumentFrequencyError(f"{path}: no such file") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeError) as exc:
-            # a truncated archive, a CRC error, a member that is not an .npy array, a pickled object array
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, UnicodeError, NotImplementedError, RuntimeError, struct.error, OverflowError) as exc:
+            # a truncated archive, a CRC error, a damaged zip header (an unknown compression method,
+            # an "encrypted" flag), a member that is not an .npy array, a pickled object array
             why = "not an .npz archive" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
             raise damaged(why) from None
         words, grams, counts = _checked_arrays(arrays, n, damaged)

@@ -144,6 +144,18 @@ def test_crc_error(df, tmp_path):
         DocumentFrequencies.load(bad)
 
 
+def test_damaged_zip_headers(df, tmp_path):
+    """Found by tests/test_properties.py: a flipped compression-method field raised NotImplementedError."""
+    data = bytearray(df.save(tmp_path / "good.npz").read_bytes())
+    central = data.rfind(b"PK\x01\x02")  # the last member's central-directory entry
+    for offset, value in [(10, 0x63), (8, 0x01)]:  # compression method 99 (unsupported); the "encrypted" flag
+        bad = bytearray(data)
+        bad[central + offset] = value
+        (tmp_path / "bad.npz").write_bytes(bytes(bad))
+        with pytest.raises(DocumentFrequencyError, match=r"bad\.npz: not a valid capeval document-frequency file"):
+            DocumentFrequencies.load(tmp_path / "bad.npz")
+
+
 def crafted(df, path, **arrays):
     """A file whose meta hash is recomputed over its (malformed) arrays, as an attacker would."""
     from capeval.df import _content_hash

@@ -297,6 +297,42 @@ def test_arbitrary_bytes_never_crash_the_cli(tmp_path_factory, content, suffix, 
         assert_well_behaved(*run("df", "info", junk))
 
 
+_DF_FILE: dict = {}
+
+
+def good_df_file(tmp_path_factory) -> tuple[bytes, str]:
+    """A small document-frequency file (bytes, sha256), built once."""
+    if not _DF_FILE:
+        from capeval.df import DocumentFrequencies
+
+        refs = {i: [f"a {w} on the {v}", f"the {v} near a {w}"] for i, (w, v) in enumerate([("dog", "grass"), ("cat", "mat"), ("bus", "road")])}
+        df = DocumentFrequencies.from_references(refs)
+        path = df.save(tmp_path_factory.mktemp("df") / "good.npz")
+        _DF_FILE.update(data=path.read_bytes(), sha256=df.sha256)
+    return _DF_FILE["data"], _DF_FILE["sha256"]
+
+
+@given(kind=st.sampled_from(["truncate", "flip", "insert"]), where=st.floats(0, 1, exclude_max=True), bits=st.integers(1, 255))
+def test_a_damaged_df_file_is_refused_or_intact(tmp_path_factory, kind, where, bits):
+    """Any damage to a document-frequency file is refused (exit 3), or missed only where it changes
+    nothing the file holds (a timestamp in a zip header): the same content hash comes back."""
+    data, sha256 = good_df_file(tmp_path_factory)
+    pos = int(where * len(data))
+    if kind == "truncate":
+        damaged = data[:pos]
+    elif kind == "flip":
+        damaged = data[:pos] + bytes([data[pos] ^ bits]) + data[pos + 1 :]
+    else:
+        damaged = data[:pos] + bytes([bits]) + data[pos:]
+    path = tmp_path_factory.mktemp("damaged-df") / "df.npz"
+    path.write_bytes(damaged)
+    code, out, err = run("df", "info", path, "--format", "json")
+    assert_well_behaved(code, out, err)
+    assert code in (0, 3), err
+    if code == 0:
+        assert json.loads(out)["sha256"] == sha256
+
+
 json_values = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)),
     lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.sampled_from(["image_id", "id", "caption", "captions", "images", "annotations", "1", "x", "sentences", "raw", "split", "category"]), children, max_size=4)),

@@ -115,7 +115,8 @@ def is_replaceable_directory(path, names: Collection[str] = ()) -> bool:
     path = Path(os.path.realpath(path))
     if not path.exists():
         return True
-    if not path.is_dir():
+    cwd = Path.cwd()
+    if not path.is_dir() or path == cwd or path in cwd.parents:  # swapping it would leave this process in a deleted directory
         return False
     allowed = set(names)
     return all(entry.name in allowed and entry.is_file() and not entry.is_symlink() for entry in path.iterdir())
@@ -139,9 +140,7 @@ def atomic_directory(target, names: Collection[str] = ()):
     any other directory is refused with ``FileExistsError`` rather than have files capeval did not
     write deleted (see :func:`is_replaceable_directory`).
     """
-    target = Path(target)
-    if target.is_symlink():  # replace the link's target, keep the link
-        target = Path(os.path.realpath(target))
+    target = Path(os.path.realpath(target))  # "." and "..", and a symlink's target (the link stays)
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "exists and is not a directory", str(target))
     if not is_replaceable_directory(target, names):

@@ -1,6 +1,7 @@
 import os
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -108,6 +109,27 @@ def test_foreign_directories_are_not_replaced(tmp_path):
     with pytest.raises(NotADirectoryError):
         with atomic_directory(tmp_path / "file"):
             pass
+
+
+def test_the_current_directory_is_never_swapped(tmp_path, monkeypatch):
+    """An empty working directory (`capeval leaderboard -o .`) would be replaced under the process."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert not is_replaceable_directory(".", SET) and not is_replaceable_directory(tmp_path, SET)
+    with pytest.raises(FileExistsError):
+        with atomic_directory(".", SET):
+            pass
+    assert Path.cwd() == work and listing(tmp_path) == ["work"]
+
+
+def test_a_symlinked_set_keeps_its_link(tmp_path):
+    real = tmp_path / "real"
+    write_set(real, 1)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    write_set(link, 2)
+    assert link.is_symlink() and (link / "a.md").read_text() == "2\n" and listing(tmp_path) == ["link", "real"]
 
 
 @pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])

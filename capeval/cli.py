@@ -430,9 +430,13 @@ def _check_report_directory(path) -> None:
     from .report import report_file_names
 
     if not is_replaceable_directory(path, report_file_names()):
-        what = "is not a directory" if Path(path).exists() and not Path(path).is_dir() else (
-            "is a directory holding other files than a report's (the report replaces its directory as a whole)"
-        )
+        resolved, cwd = Path(os.path.realpath(path)), Path.cwd()
+        if resolved.exists() and not resolved.is_dir():
+            what = "is not a directory"
+        elif resolved == cwd or resolved in cwd.parents:
+            what = "is the current directory or holds it (the report replaces its directory as a whole)"
+        else:
+            what = "is a directory holding other files than a report's (the report replaces its directory as a whole)"
         raise _OutputError(f"{path}: {what}; choose a new or empty directory")
 
 

@@ -451,12 +451,17 @@ def test_interrupted_leaderboard_leaves_the_previous_report(capsys, tmp_path, mo
     assert "# Second" in (out_dir / "leaderboard.md").read_text(encoding="utf-8")
 
 
-def test_leaderboard_refuses_a_directory_with_other_files(capsys, tmp_path):
+def test_leaderboard_refuses_a_directory_with_other_files(capsys, tmp_path, monkeypatch):
     refs, preds = small_pair(tmp_path)
     code, out, err = cli(capsys, "leaderboard", "--refs", refs, preds, "-o", tmp_path, "--metrics", "bleu")
     assert (code, out) == (EXIT_OUTPUT, "")
     assert "holding other files than a report's" in err and "choose a new or empty directory" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv", "refs.csv"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    code, _, err = cli(capsys, "leaderboard", "--refs", refs, preds, "-o", ".", "--metrics", "bleu")
+    assert code == EXIT_OUTPUT and ".: is the current directory" in err and not any(empty.iterdir())
 
 
 # -- issue 17.5: plain-text inputs ------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
@@ -44,7 +45,7 @@ EXIT_DEPENDENCY = 4
 EXIT_OUTPUT = 5
 EXIT_INTERRUPTED = 130
 
-FORMAT_CHOICES = ("auto", "coco", "coco-results", "nice", "nice-submission", "karpathy", "json", "jsonl")
+FORMAT_CHOICES = ("auto", "coco", "coco-results", "nice", "nice-submission", "karpathy", "json", "jsonl", "txt")
 
 
 class UsageError(Exception):
@@ -88,11 +89,20 @@ def _metrics(value):
     from .metrics import resolve
 
     names = [m for part in value for m in part.replace(",", " ").split() if m]
+    _refuse_spice(names)
     try:
         resolve(names)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     return names
+
+
+def _refuse_spice(names) -> None:
+    """SPICE is a known metric that capeval does not provide: exit 4 with the reason, not "unknown metric"."""
+    if any(name.lower() == "spice" for name in names):
+        from .compat import SPICE_MESSAGE
+
+        raise SpiceUnavailableError(SPICE_MESSAGE)
 
 
 def _read_refs(path, fmt, split=None):
@@ -117,13 +127,25 @@ def _evaluate(refs, preds, args, refs_path, preds_path, metrics):
             match_ids(refs, preds),
             metrics,
             tokenizer=args.tokenizer,
-            df=args.df,
+            df=_document_frequencies(args),
             n=args.n,
             sigma=args.sigma,
             strict=not args.lenient,
+            allow_df_mismatch=args.allow_df_mismatch,
         )
     except MissingIdError as exc:
         raise MissingIdError(f"{preds_path} vs {refs_path}: {_lenient_hint(exc)}") from None
+
+
+def _document_frequencies(args):
+    """``--df FILE`` loaded once and checked against ``--tokenizer`` / ``--n`` (``--allow-df-mismatch``)."""
+    if args.df is None:
+        return None
+    if not hasattr(args, "_df_loaded"):
+        from .df import DocumentFrequencies
+
+        args._df_loaded = DocumentFrequencies.coerce(args.df, tokenizer=args.tokenizer, n=args.n, allow_mismatch=args.allow_df_mismatch)
+    return args._df_loaded
 
 
 def _lenient_hint(exc) -> str:
@@ -160,8 +182,19 @@ def _fmt(x, scale=1.0, digits=6) -> str:
     return "-" if x is None else f"{x * scale:.{digits}f}"
 
 
+def _json_safe(obj):
+    """NaN and infinities become null: JSON has no such numbers (``json.dumps`` would write ``NaN``)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def _json_dumps(obj) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False)
+    return json.dumps(_json_safe(obj), indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def _skipped_warnings(result) -> None:
@@ -172,10 +205,36 @@ def _skipped_warnings(result) -> None:
 
 
 # -- score ----------------------------------------------------------------------------------------
+def _score_inputs(args):
+    """References and predictions from ``REFS PREDS``, or ``REF.txt [REF.txt ...] PREDS.txt``.
+
+    With plain-text files each file but the last is one reference set and line i of every file is
+    item i; anything but two files is a usage error otherwise.
+    """
+    from .formats import check_same_line_count, is_plain_text, read_predictions, read_text_references
+
+    *ref_paths, preds_path = args.inputs
+    if not ref_paths:
+        raise UsageError("score needs references and predictions: capeval score REFS PREDS (or REF.txt [REF.txt ...] PREDS.txt)")
+    text_refs = args.refs_format == "txt" or (args.refs_format == "auto" and all(is_plain_text(p) for p in ref_paths))
+    text_preds = args.preds_format == "txt" or (args.preds_format == "auto" and is_plain_text(preds_path))
+    if len(ref_paths) > 1 and not text_refs:
+        raise UsageError(f"several reference files are only read as plain text (.txt, one reference set per file); got {', '.join(ref_paths)}")
+    if text_refs != text_preds and args.refs_format == args.preds_format == "auto":
+        raise UsageError(f"mixing plain-text and other files: {', '.join(ref_paths)} and {preds_path}; give .txt files on both sides (or name the formats)")
+    args.refs = ref_paths[0] if len(ref_paths) == 1 else ref_paths
+    args.preds = preds_path
+    if text_refs and text_preds:
+        refs = read_text_references(ref_paths)
+        preds = read_predictions(preds_path, "txt")
+        check_same_line_count(refs, preds)
+        return refs, preds
+    return _read_refs(ref_paths[0], args.refs_format, args.split), _read_preds(preds_path, args.preds_format)
+
+
 def cmd_score(args) -> int:
     metrics = _metrics(args.metrics)
-    refs = _read_refs(args.refs, args.refs_format, args.split)
-    preds = _read_preds(args.preds, args.preds_format)
+    refs, preds = _score_inputs(args)
     result = _evaluate(refs, preds, args, args.refs, args.preds, metrics)
     _skipped_warnings(result)
     ci = None
@@ -193,7 +252,7 @@ def cmd_score(args) -> int:
             "scores": {k: v * scale for k, v in result.scores.items()},
             "scale": scale,
             "n_images": len(result.per_item),
-            "refs": str(args.refs),
+            "refs": args.refs if isinstance(args.refs, list) else str(args.refs),
             "preds": str(args.preds),
             "signature": result.signature,
             "signatures": result.signatures,
@@ -368,6 +427,22 @@ def _split_spec(text: str) -> tuple[str | None, str]:
     return None, text
 
 
+def _check_report_directory(path) -> None:
+    """Before any scoring: the report replaces its directory as a set, so it must be its own."""
+    from ._io import is_replaceable_directory
+    from .report import report_file_names
+
+    if not is_replaceable_directory(path, report_file_names()):
+        resolved, cwd = Path(os.path.realpath(path)), Path.cwd()
+        if resolved.exists() and not resolved.is_dir():
+            what = "is not a directory"
+        elif resolved == cwd or resolved in cwd.parents:
+            what = "is the current directory or holds it (the report replaces its directory as a whole)"
+        else:
+            what = "is a directory holding other files than a report's (the report replaces its directory as a whole)"
+        raise _OutputError(f"{path}: {what}; choose a new or empty directory")
+
+
 def cmd_leaderboard(args) -> int:
     from .report import Leaderboard
 
@@ -401,11 +476,12 @@ def cmd_leaderboard(args) -> int:
     unknown = [f for f in formats if f not in ("md", "html", "csv", "json")]
     if unknown:
         raise UsageError(f"unknown report formats {unknown}; expected md, html, csv, json")
+    _check_report_directory(args.output)
     board = Leaderboard(
         title=args.title,
         metrics=metrics,
         tokenizer=args.tokenizer,
-        df=args.df,
+        df=_document_frequencies(args),
         n=args.n,
         sigma=args.sigma,
         strict=not args.lenient,
@@ -415,6 +491,7 @@ def cmd_leaderboard(args) -> int:
         alpha=args.alpha,
         scale=args.scale,
         category_ci=not args.no_category_ci,
+        allow_df_mismatch=args.allow_df_mismatch,
     )
     for split, path in splits.items():
         board.add_split(split, _read_refs(path, args.refs_format, args.karpathy_split))
@@ -440,26 +517,79 @@ def cmd_leaderboard(args) -> int:
 
 
 # -- parser ---------------------------------------------------------------------------------------
+# Option values are checked by argparse as they are parsed, so a bad one is a usage error (exit 2)
+# naming the option, before any file is read (never a late ValueError or a NaN in the output).
+def _number(text: str, kind):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
+def _sigma(text: str) -> float:
+    """CIDEr-D's length-penalty width: the penalty divides by 2 sigma^2, which must be a finite non-zero number."""
+    value = _positive_float(text)
+    if not 0 < value * value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a number whose square is finite and above 0 (about 1e-154 to 1e154), got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _number(text, float)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
 def _common_scoring(p, with_formats: bool = True) -> None:
     p.add_argument("--metrics", nargs="+", metavar="M", help=f"metrics ({' '.join(metric_names())}; default: coco's set)")
     p.add_argument("--tokenizer", choices=("ptb", "corenlp", "none"), default="ptb", help="default: ptb (pycocoevalcap's tokens)")
     p.add_argument("--df", metavar="FILE", help="precomputed document frequencies for CIDEr(-D) (capeval df build)")
-    p.add_argument("--n", type=int, default=4, help=argparse.SUPPRESS)
-    p.add_argument("--sigma", type=float, default=SIGMA, help=argparse.SUPPRESS)
+    p.add_argument("--n", type=_positive_int, default=4, help=argparse.SUPPRESS)
+    p.add_argument("--sigma", type=_sigma, default=SIGMA, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--allow-df-mismatch",
+        action="store_true",
+        help="use a --df file built with another tokenizer or n (refused by default: the numbers change)",
+    )
     p.add_argument("--lenient", action="store_true", help="score the ids both sides share instead of failing on missing ids")
     if with_formats:
         p.add_argument("--refs-format", choices=FORMAT_CHOICES, default="auto")
         p.add_argument("--preds-format", choices=FORMAT_CHOICES, default="auto")
         p.add_argument("--split", metavar="NAME", help="Karpathy files: the split to use (test, val, ...)")
-    p.add_argument("--scale", type=float, default=1.0, help="multiply printed scores (100 for NICE's scale)")
+    p.add_argument("--scale", type=_positive_float, default=1.0, help="multiply printed scores (100 for NICE's scale)")
 
 
 def _resampling(p, trials: bool = False) -> None:
-    p.add_argument("--n-resamples", type=int, default=1000, metavar="B", help="bootstrap resamples (default 1000)")
+    p.add_argument("--n-resamples", type=_positive_int, default=1000, metavar="B", help="bootstrap resamples (default 1000)")
     if trials:
-        p.add_argument("--trials", type=int, default=10000, help="approximate randomization trials (default 10000)")
-    p.add_argument("--seed", type=int, default=12345, help="random seed (default 12345)")
-    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
+        p.add_argument("--trials", type=_positive_int, default=10000, help="approximate randomization trials (default 10000)")
+    p.add_argument("--seed", type=_seed, default=12345, help="random seed (default 12345)")
+    p.add_argument("--alpha", type=_probability, default=0.05, help="1 - confidence level (default 0.05)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -468,8 +598,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("score", help="score predictions against references", description="Score PREDS against REFS; prints the scores and the signature.")
-    p.add_argument("refs", metavar="REFS", help="references: COCO annotations, NICE CSV, Karpathy json, JSON, JSONL")
-    p.add_argument("preds", metavar="PREDS", help="predictions: COCO results, NICE submission CSV, JSON, JSONL")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="FILE",
+        help="references (COCO annotations, NICE CSV, Karpathy json, JSON, JSONL) then predictions "
+        "(COCO results, NICE submission CSV, JSON, JSONL); or REF.txt [REF.txt ...] PREDS.txt, one caption per line",
+    )
     _common_scoring(p)
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--per-item", metavar="FILE", help="write per-image scores (.csv, .json or .jsonl)")
@@ -484,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("refs", metavar="REFS")
     q.add_argument("-o", "--output", metavar="FILE", required=True, help="the .npz to write")
     q.add_argument("--tokenizer", choices=("ptb", "corenlp", "none"), default="ptb")
-    q.add_argument("--n", type=int, default=4)
+    q.add_argument("--n", type=_positive_int, default=4)
     q.add_argument("--refs-format", choices=FORMAT_CHOICES, default="auto")
     q.add_argument("--split", metavar="NAME", help="Karpathy files: the split to use (train, ...)")
     q.add_argument("--source", metavar="NAME", help="name recorded in the signature (default: the file's stem)")

@@ -65,3 +65,7 @@ def format_ids(ids, limit: int = 10) -> str:
 
 class SpiceUnavailableError(CapevalError, NotImplementedError):
     """SPICE was asked for: capeval does not compute it (it needs Stanford CoreNLP models fetched at run time)."""
+
+
+class DocumentFrequencyMismatchError(DocumentFrequencyError):
+    """Document frequencies built with another tokenizer or a smaller n than the scoring run's."""

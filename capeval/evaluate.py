@@ -101,6 +101,7 @@ def evaluate(
     sigma: float = SIGMA,
     strict: bool = True,
     meteor_options: Mapping | None = None,
+    allow_df_mismatch: bool = False,
 ) -> EvaluationResult:
     """Score predictions against references.
 
@@ -112,7 +113,9 @@ def evaluate(
     raises (``MeteorUnavailableError``) instead.
     ``tokenizer``: ``ptb`` (pure Python, pycocoevalcap's tokens), ``corenlp`` (the jar), ``none``.
     ``df``: precomputed :class:`DocumentFrequencies` (or a path to one) for CIDEr / CIDEr-D; by
-    default the references being scored, as in pycocoevalcap.
+    default the references being scored, as in pycocoevalcap. Counts built with another tokenizer
+    or a smaller ``n`` are refused (:class:`~capeval.errors.DocumentFrequencyMismatchError`: the
+    numbers would silently change) unless ``allow_df_mismatch=True``.
     ``meteor_options``: keywords for :class:`capeval.meteor.Meteor` (``jar``, ``java``, ``workers``,
     ``heap``, ``timeout``...), ``progress``, or ``scorer=`` an open ``Meteor`` pool to reuse across
     calls (its JVMs then stay up). Otherwise a pool is started at the beginning of the call, so the
@@ -122,7 +125,7 @@ def evaluate(
     """
     explicit = metrics is not None
     wanted = resolve(metrics)
-    options = Options(n=n, sigma=sigma, tokenizer=tokenizer, df=DocumentFrequencies.coerce(df), meteor=meteor_options or {})
+    options = Options(n=n, sigma=sigma, tokenizer=tokenizer, df=DocumentFrequencies.coerce(df, tokenizer=tokenizer, n=n, allow_mismatch=allow_df_mismatch), meteor=meteor_options or {})
     check_mappings(refs, preds)
     handles: dict[str, object] = {}
     skipped: dict[str, str] = {}

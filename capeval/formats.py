@@ -21,6 +21,8 @@ name                content                                                     
 ``json``            ``{id: [captions]}`` / ``{id: caption}``                                 both
 ``jsonl``           one object per line: ``image_id`` (or ``id``, ``public_id``) and          both
                     ``caption`` (or, for references, ``captions``); optional ``category``
+``txt``             one caption per line, id = line number (from 1); several reference        both
+                    files with :func:`read_text_references` (line i of each is item i)
 ==================  ======================================================================  ========
 
 Files are UTF-8, with or without a byte-order mark (gzip-compressed files are read too). Anything
@@ -37,18 +39,21 @@ by :func:`capeval.evaluate`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import json
 import math
+import re
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from ._io import atomic_write
 from .errors import DuplicateIdError, FormatError, InvalidCaptionError, format_ids
 
-FORMATS = ("coco", "coco-results", "nice", "nice-submission", "karpathy", "json", "jsonl")
+FORMATS = ("coco", "coco-results", "nice", "nice-submission", "karpathy", "json", "jsonl", "txt")
 _FORMAT_ALIASES = {
     "auto": "auto",
     "coco": "coco",
@@ -63,6 +68,8 @@ _FORMAT_ALIASES = {
     "karpathy": "karpathy",
     "json": "json",
     "jsonl": "jsonl",
+    "txt": "txt",
+    "text": "txt",
     "ndjson": "jsonl",
 }
 ID_FIELDS = ("image_id", "public_id", "id")
@@ -115,7 +122,7 @@ class Predictions(_CaptionSet):
 
 
 # -- reading bytes --------------------------------------------------------------------------------
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, blank_ok: bool = False) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -127,7 +134,7 @@ def _read_text(path: Path) -> str:
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:  # zlib.error: a damaged deflate stream
             raise FormatError(f"{path}: corrupt or truncated gzip data ({exc})") from None
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
         raise FormatError(f"{path}: the file is UTF-16/UTF-32 encoded (it starts with a byte-order mark); capeval reads UTF-8: re-save it as UTF-8")
@@ -143,7 +150,7 @@ def _read_text(path: Path) -> str:
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise FormatError(f"{path}, line {line}: NUL byte in a text file (UTF-16 without byte-order mark, or binary data?)")
-    if not text.strip():
+    if not text if blank_ok else not text.strip():  # a blank line in a .txt file is an empty caption
         raise FormatError(f"{path}: the file is empty")
     return text
 
@@ -165,9 +172,15 @@ class _DuplicateKey(Exception):
         self.key = key
 
 
+def _too_deep(path: Path, where: str = "") -> FormatError:
+    return FormatError(f"{path}{where}: JSON nested too deeply to read (thousands of levels of [ or {{); not a caption file")
+
+
 def _parse_json(path: Path, text: str, where: str = ""):
     try:
         return json.loads(text, object_pairs_hook=_object_pairs(path))
+    except RecursionError:  # the C decoder recurses once per nesting level
+        raise _too_deep(path, where) from None
     except _DuplicateKey as exc:
         raise DuplicateIdError(f"{path}{where}: key {exc.key!r} appears twice in the same JSON object") from None
     except json.JSONDecodeError as exc:
@@ -188,15 +201,27 @@ def _looks_like_jsonl(text: str) -> bool:
         return False
     try:
         json.loads(lines[0])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
     return True
 
 
-def _sniff(path: Path, text: str) -> str:
-    """'json', 'jsonl' or 'csv' from the extension, else from the content."""
+def _suffix(path: Path) -> str:
+    """The extension that names the format (``.csv`` for ``x.csv.gz``), lower case."""
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-    suffix = suffixes[-1] if suffixes else ""
+    return suffixes[-1] if suffixes else ""
+
+
+def is_plain_text(path) -> bool:
+    """True for ``.txt`` (and ``.txt.gz``) files: one caption per line, line i is item i."""
+    return _suffix(Path(path)) == ".txt"
+
+
+def _sniff(path: Path, text: str) -> str:
+    """'json', 'jsonl', 'csv' or 'txt' from the extension, else from the content."""
+    suffix = _suffix(path)
+    if suffix == ".txt":
+        return "txt"
     if suffix in (".csv", ".tsv"):
         return "csv"
     if suffix in (".jsonl", ".ndjson"):
@@ -208,6 +233,8 @@ def _sniff(path: Path, text: str) -> str:
         try:
             json.loads(text)
             return "json"
+        except RecursionError:
+            return "json"  # _parse_json reports it
         except json.JSONDecodeError as exc:
             if exc.msg.startswith("Extra data") and _looks_like_jsonl(text):
                 return "jsonl"
@@ -292,6 +319,7 @@ def _references_from_records(records: Iterator[tuple[str, object]], path: Path, 
     refs: dict = {}
     categories: dict = {}
     registry = _IdRegistry(path)  # only for records that carry a whole reference list
+    first_seen: dict[str, tuple[object, str]] = {}  # id as text -> (id, where): 1 and "1" must not split an image
     for where, obj in records:
         if not isinstance(obj, Mapping):
             raise FormatError(f"{path}, {where}: expected an object with an image id and captions, got {type(obj).__name__}")
@@ -299,6 +327,12 @@ def _references_from_records(records: Iterator[tuple[str, object]], path: Path, 
         if id_field is None:
             raise FormatError(f"{path}, {where}: no image id (expected one of {', '.join(ID_FIELDS)}; found {', '.join(map(str, obj)) or 'nothing'})")
         key = _check_id(obj[id_field], path, where)
+        seen_key, seen_where = first_seen.setdefault(str(key), (key, where))
+        if seen_key != key:
+            raise DuplicateIdError(
+                f"{path}, {where}: id {key!r} is also written {seen_key!r} ({seen_where}); "
+                "one image must have one id: write it the same way everywhere"
+            )
         list_field = _field(obj, REF_LIST_FIELDS)
         if list_field is not None:
             value = obj[list_field]
@@ -458,36 +492,95 @@ def _plain_predictions(obj, path: Path) -> Predictions:
 
 
 # -- CSV ------------------------------------------------------------------------------------------
-def _csv_rows(path: Path, text: str):
-    """(header, iterator of (line number, row)) with blank lines skipped."""
+@contextlib.contextmanager
+def _no_field_limit():
+    """Lift the csv module's 131,072-character field limit while reading (JSON has none either).
+
+    The limit is process-wide state: it is restored afterwards so other users of ``csv`` keep theirs.
+    """
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, 2**31 - 1))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
+
+
+def _csv_rows(path: Path, text: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """(header, [(line number, row)]) with blank lines skipped."""
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if path.suffix.lower() == ".tsv" or ("\t" in first_line and "," not in first_line) else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise FormatError(f"{path}, line 1: malformed CSV header ({exc})") from None
-    header = [h.strip() for h in header]
-
-    def rows():
+    with _no_field_limit():
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+        try:
+            header = next(reader)
+        except csv.Error as exc:
+            raise FormatError(f"{path}, line 1: malformed CSV header ({_csv_problem(exc)})") from None
+        header = [h.strip() for h in header]
+        rows = []
         start = reader.line_num + 1
         while True:
             try:
                 row = next(reader)
             except StopIteration:
-                return
+                break
             except csv.Error as exc:
-                raise FormatError(f"{path}, line {start}: malformed CSV ({exc})") from None
+                if _UNCLOSED_QUOTE in str(exc):
+                    opened = _line_of_unclosed_quote(text, start, delimiter)
+                    raise FormatError(f"{path}, line {opened}: malformed CSV (a quote opened here is never closed; the file ends inside the quoted field)") from None
+                raise FormatError(f"{path}, line {start}: malformed CSV ({_csv_problem(exc)})") from None
             if row and any(field.strip() for field in row):
                 if len(row) != len(header):
                     raise FormatError(
                         f"{path}, line {start}: expected {len(header)} fields ({','.join(header)}), found {len(row)}"
                         + (" (an unquoted comma in a caption?)" if len(row) > len(header) else "")
                     )
-                yield start, row
+                rows.append((start, row))
             start = reader.line_num + 1
+    return header, rows
 
-    return header, rows()
+
+_UNCLOSED_QUOTE = "unexpected end of data"  # strict mode's EOF inside a quoted field
+_LINE_END = re.compile(r"\r\n|\r|\n")  # what csv.reader's line_num counts
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if _UNCLOSED_QUOTE in str(exc):
+        return "a quote opened in this row is never closed; the file ends inside the quoted field"
+    return str(exc)
+
+
+def _line_of_unclosed_quote(text: str, row_line: int, delimiter: str) -> int:
+    """The line where the quote that never closes opens, scanning from the row that starts at `row_line`.
+
+    A row may span lines through earlier, closed quoted fields, so the row's first line is not
+    always the quote's.
+    """
+    row_start = pos = _row_offset(text, row_line)
+    opened, in_quotes, field_start = pos, False, True
+    while pos < len(text):
+        ch = text[pos]
+        if in_quotes:
+            if ch == '"':
+                if text.startswith('"', pos + 1):  # "" is an escaped quote
+                    pos += 1
+                else:
+                    in_quotes = False
+        elif ch == '"' and field_start:
+            in_quotes, opened = True, pos
+        field_start = not in_quotes and ch in (delimiter, "\n", "\r")
+        pos += 1
+    return row_line + len(_LINE_END.findall(text, row_start, opened)) if in_quotes else row_line
+
+
+def _row_offset(text: str, line: int) -> int:
+    """Offset of the first character of `line` (numbered from 1, as csv.reader counts)."""
+    pos = 0
+    for number, match in enumerate(_LINE_END.finditer(text), start=2):
+        if number > line:
+            break
+        pos = match.end()
+    return pos
 
 
 def _column(header: list[str], names: Iterable[str]) -> int | None:
@@ -547,6 +640,46 @@ def _csv_predictions(path: Path, text: str) -> Predictions:
     return Predictions(preds, format="nice-submission", source=path)
 
 
+# -- plain text: one caption per line (nlg-eval, sacrebleu) ---------------------------------------
+def _text_lines(text: str) -> dict[int, str]:
+    """``{line number: caption}``, numbered from 1; a final newline does not start another item.
+
+    Only ``\n`` (and ``\r\n``) end a line: ``str.splitlines`` would also split on characters such as
+    U+2028 or form feeds inside a caption and shift every later line onto the wrong item.
+    """
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return {number: line for number, line in enumerate(lines, start=1)}
+
+
+def read_text_references(paths) -> References:
+    """Several plain-text reference sets, one file per set: ``{line number: [line of each file]}``.
+
+    Every file must have the same number of lines (line i of each file describes item i); a
+    difference is a :class:`~capeval.errors.FormatError` naming each file and its count.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise FormatError("no reference file given")
+    sets = [_text_lines(_read_text(path, blank_ok=True)) for path in paths]
+    counts = [len(lines) for lines in sets]
+    if len(set(counts)) > 1:
+        shown = ", ".join(f"{path} has {count}" for path, count in zip(paths, counts))
+        raise FormatError(f"plain-text reference files must have one line per item, the same number of lines each: {shown}")
+    refs = {key: [lines[key] for lines in sets] for key in sets[0]}
+    return References(refs, format="txt", source=", ".join(map(str, paths)))
+
+
+def check_same_line_count(refs: References, preds: Predictions) -> None:
+    """Plain-text predictions and references must align line by line; name both files and counts."""
+    if len(refs) != len(preds):
+        raise FormatError(
+            f"{preds.source} has {len(preds)} lines but the references ({refs.source}) have {len(refs)}: "
+            "line i of each file must be item i"
+        )
+
+
 # -- public readers -------------------------------------------------------------------------------
 def _normalize_format(format: str) -> str:
     name = str(format).strip().lower()
@@ -569,8 +702,8 @@ def _detect(path: Path, text: str, role: str):
         if role == "references":
             return ("nice" if "caption_gt" in header else "csv"), None
         return "nice-submission", None
-    if kind == "jsonl":
-        return "jsonl", None
+    if kind in ("jsonl", "txt"):
+        return kind, None
     obj = _parse_json(path, text)
     return _json_kind(obj), obj
 
@@ -583,12 +716,14 @@ def read_references(path, format: str = "auto", *, split: str | None = None) -> 
     """
     path = Path(path)
     fmt = _normalize_format(format)
-    text = _read_text(path)
+    text = _read_text(path, blank_ok=fmt == "txt" or (fmt == "auto" and is_plain_text(path)))
     obj = None
     if fmt == "auto":
         fmt, obj = _detect(path, text, "references")
     if fmt in ("nice", "csv", "nice-submission"):
         return _csv_references(path, text, "nice" if fmt == "nice" else "csv")
+    if fmt == "txt":
+        return References({key: [line] for key, line in _text_lines(text).items()}, format="txt", source=path)
     if fmt == "jsonl":
         return _references_from_records(_jsonl_records(path, text), path, "jsonl")
     if obj is None:
@@ -610,12 +745,14 @@ def read_predictions(path, format: str = "auto") -> Predictions:
     """Read ``{id: caption}``: one predicted caption per image; duplicates are an error."""
     path = Path(path)
     fmt = _normalize_format(format)
-    text = _read_text(path)
+    text = _read_text(path, blank_ok=fmt == "txt" or (fmt == "auto" and is_plain_text(path)))
     obj = None
     if fmt == "auto":
         fmt, obj = _detect(path, text, "predictions")
     if fmt in ("nice-submission", "csv", "nice"):
         return _csv_predictions(path, text)
+    if fmt == "txt":
+        return Predictions(_text_lines(text), format="txt", source=path)
     if fmt == "jsonl":
         return _predictions_from_records(_jsonl_records(path, text), path, "jsonl")
     if obj is None:
@@ -667,6 +804,22 @@ def _single(value, key) -> str:
     return value
 
 
+class _CsvWriter:
+    """``csv.writer`` with ``\n`` line ends that also quotes fields holding a ``\r``.
+
+    With ``lineterminator="\n"`` the csv module (before Python 3.13) leaves a bare ``\r`` unquoted,
+    which every CSV reader, capeval's included, takes for a line break: the row would come back cut
+    in two. Such rows are written with every field quoted instead.
+    """
+
+    def __init__(self, fh):
+        self._minimal = csv.writer(fh, lineterminator="\n")
+        self._quoted = csv.writer(fh, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row) -> None:
+        (self._quoted if any("\r" in str(field) for field in row) else self._minimal).writerow(row)
+
+
 def write_coco_results(path, preds: Mapping) -> Path:
     """``[{"image_id", "caption"}]`` (ids as given), written atomically."""
     path = Path(path)
@@ -680,7 +833,7 @@ def write_nice_submission(path, preds: Mapping) -> Path:
     """NICE submission CSV ``public_id,caption``, written atomically."""
     path = Path(path)
     with atomic_write(path, newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
+        writer = _CsvWriter(fh)
         writer.writerow(["public_id", "caption"])
         for key, value in preds.items():
             writer.writerow([key, _single(value, key)])
@@ -692,7 +845,7 @@ def write_nice_references(path, refs: Mapping, categories: Mapping | None = None
     path = Path(path)
     categories = categories if categories is not None else getattr(refs, "categories", None)
     with atomic_write(path, newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
+        writer = _CsvWriter(fh)
         writer.writerow(["public_id", "caption_gt"] + (["category"] if categories else []))
         for key, value in refs.items():
             row = [key, _single(value, key)]
@@ -727,10 +880,13 @@ __all__ = [
     "FORMATS",
     "Predictions",
     "References",
+    "check_same_line_count",
     "detect_format",
+    "is_plain_text",
     "match_ids",
     "read_predictions",
     "read_references",
+    "read_text_references",
     "write_coco_annotations",
     "write_coco_results",
     "write_json",

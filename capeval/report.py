@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import atomic_write_text
+from ._io import atomic_directory, atomic_write_text, is_replaceable_directory
 from ._version import __version__
 from .errors import CapevalError, InputError
 from .metrics import SIGMA, display_name, report_order
@@ -104,6 +104,7 @@ class Leaderboard:
         scale: float = 100.0,
         rank_by: str = "CIDEr-D",
         category_ci: bool = True,
+        allow_df_mismatch: bool = False,
     ):
         from .df import DocumentFrequencies
 
@@ -111,11 +112,12 @@ class Leaderboard:
         self.evaluate_options = {
             "metrics": metrics,
             "tokenizer": tokenizer,
-            "df": DocumentFrequencies.coerce(df),
+            "df": DocumentFrequencies.coerce(df, tokenizer=tokenizer, n=n, allow_mismatch=allow_df_mismatch),
             "n": n,
             "sigma": sigma,
             "strict": strict,
             "meteor_options": meteor_options,
+            "allow_df_mismatch": allow_df_mismatch,
         }
         self.ci = ci
         self.n_resamples = n_resamples
@@ -553,32 +555,47 @@ class Report:
         return "\n".join(parts)
 
     def write(self, out_dir, formats: Sequence[str] = ("md", "html", "csv", "json"), stem: str = "leaderboard") -> dict[str, Path]:
-        """Write ``leaderboard.md``, ``.html``, ``.csv`` (and ``_categories.csv``), ``.json`` atomically."""
+        """Write ``leaderboard.md``, ``.html``, ``.csv`` (and ``_categories.csv``), ``.json`` as one set.
+
+        Everything is rendered first. A directory of the report's own (new, empty, or holding only
+        report files, :func:`report_file_names`) is then replaced as a whole (:func:`capeval._io.atomic_directory`): an
+        interrupted or failed run leaves the previous report, or none, never new files beside old
+        ones. In a directory shared with other files (a ``capeval-models`` run directory) that swap
+        would take the other files along, so there each file is replaced atomically, one by one.
+        """
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = {}
+        unknown = [fmt for fmt in formats if fmt not in ("md", "html", "csv", "json")]
+        if unknown:
+            raise ValueError(f"unknown report format {unknown[0]!r}; expected md, html, csv, json")
+        files: dict[str, tuple[str, str]] = {}  # key -> (file name, text)
         for fmt in formats:
             if fmt == "md":
-                written["md"] = out_dir / f"{stem}.md"
-                atomic_write_text(written["md"], self.to_markdown())
+                files["md"] = (f"{stem}.md", self.to_markdown())
             elif fmt == "html":
-                written["html"] = out_dir / f"{stem}.html"
-                atomic_write_text(written["html"], self.to_html())
+                files["html"] = (f"{stem}.html", self.to_html())
             elif fmt == "csv":
-                written["csv"] = out_dir / f"{stem}.csv"
-                atomic_write_text(written["csv"], self.to_csv())
+                files["csv"] = (f"{stem}.csv", self.to_csv())
                 if len(self.categories):
-                    written["categories_csv"] = out_dir / f"{stem}_categories.csv"
-                    atomic_write_text(written["categories_csv"], self.categories.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+                    files["categories_csv"] = (f"{stem}_categories.csv", self.categories.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
             elif fmt == "json":
-                written["json"] = out_dir / f"{stem}.json"
-                atomic_write_text(written["json"], self.to_json())
-            else:
-                raise ValueError(f"unknown report format {fmt!r}; expected md, html, csv, json")
-        return written
+                files["json"] = (f"{stem}.json", self.to_json())
+        names = report_file_names(stem)
+        if is_replaceable_directory(out_dir, names):
+            with atomic_directory(out_dir, names) as tmp:
+                for name, text in files.values():
+                    atomic_write_text(tmp / name, text)
+        else:
+            for name, text in files.values():
+                atomic_write_text(out_dir / name, text)
+        return {key: out_dir / name for key, (name, _) in files.items()}
 
     def __repr__(self) -> str:
         return f"Report({self.title!r}, splits={self.splits}, systems={len(self.leaderboard)}, rank_by={self.rank_by!r})"
+
+
+def report_file_names(stem: str = "leaderboard") -> list[str]:
+    """Every file :meth:`Report.write` may write: a directory holding only these is a report."""
+    return [f"{stem}.md", f"{stem}.html", f"{stem}.csv", f"{stem}_categories.csv", f"{stem}.json"]
 
 
 def _png(fig) -> bytes:

@@ -56,7 +56,7 @@ class CiderDReward:
         self.keys = list(references)
         self.key_index = {k: i for i, k in enumerate(self.keys)}
         ref_lists = tokenize_reference_lists(reference_lists(references, self.keys), tokenizer)
-        self.df = DocumentFrequencies.from_tokenized(ref_lists, n=self.n, source="references") if df is None else DocumentFrequencies.coerce(df)
+        self.df = DocumentFrequencies.from_tokenized(ref_lists, n=self.n, source="references") if df is None else DocumentFrequencies.coerce(df, n=self.n)
         self.end_token, self.null_token = end_token, null_token
 
         # permanent word ids: the model vocabulary's words first, then the references' other words

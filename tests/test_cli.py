@@ -279,3 +279,237 @@ def test_outputs_to_stdout_and_through_symlinks(capsys, tmp_path):
     link.symlink_to(target)
     code, _, _ = cli(capsys, "score", refs, preds, "--metrics", "bleu", "--format", "json", "-o", link)
     assert code == EXIT_OK and link.is_symlink() and json.loads(target.read_text(encoding="utf-8"))["n_images"] == 3
+
+
+# -- issue 18: option values, exit codes, damaged files --------------------------------------------
+def small_pair(tmp_path):
+    refs = tmp_path / "refs.csv"
+    refs.write_text(REFS_CSV, encoding="utf-8")
+    preds = tmp_path / "preds.csv"
+    preds.write_text("public_id,caption\n1,a dog on grass\n2,a cat\n3,a red bus\n", encoding="utf-8")
+    return refs, preds
+
+
+BAD_OPTIONS = [
+    (["--ci", "--n-resamples", "0"], "--n-resamples: must be at least 1, got 0"),
+    (["--ci", "--alpha", "2"], "--alpha: must be between 0 and 1"),
+    (["--ci", "--alpha", "nan"], "--alpha: expected a finite number, got 'nan'"),
+    (["--ci", "--alpha", "0"], "--alpha: must be between 0 and 1"),
+    (["--n", "0"], "--n: must be at least 1, got 0"),
+    (["--n", "-1"], "--n: must be at least 1"),
+    (["--sigma", "0"], "--sigma: must be above 0"),
+    (["--sigma", "inf"], "--sigma: expected a finite number"),
+    (["--sigma", "1.4e154"], "--sigma: must be a number whose square is finite"),  # found by test_properties.py
+    (["--sigma", "1e-200"], "--sigma: must be a number whose square is finite"),
+    (["--scale", "nan"], "--scale: expected a finite number"),
+    (["--seed", "-3"], "--seed: must be 0 or more"),
+    (["--n-resamples", "ten"], "--n-resamples: expected an integer, got 'ten'"),
+]
+
+
+@pytest.mark.parametrize("options, message", BAD_OPTIONS, ids=[" ".join(o) for o, _ in BAD_OPTIONS])
+def test_bad_option_values_are_usage_errors(capsys, tmp_path, options, message):
+    """Before: exit 1 ('internal error') or, for --sigma 0 / --scale nan, NaN printed into JSON with exit 0."""
+    refs, preds = small_pair(tmp_path)
+    code, out, err = cli(capsys, "score", refs, preds, "--metrics", "bleu", "cider_d", "--format", "json", *options)
+    assert (code, out) == (EXIT_USAGE, "")
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "command, options, message",
+    [
+        ("compare", ["--trials", "-5"], "--trials: must be at least 1, got -5"),
+        ("compare", ["--n-resamples", "0"], "--n-resamples: must be at least 1"),
+        ("leaderboard", ["--alpha", "1"], "--alpha: must be between 0 and 1"),
+        ("leaderboard", ["--scale=-inf"], "--scale: expected a finite number"),
+        ("leaderboard", ["--scale=-1"], "--scale: must be above 0"),
+    ],
+)
+def test_bad_option_values_in_compare_and_leaderboard(capsys, tmp_path, command, options, message):
+    refs, preds = small_pair(tmp_path)
+    args = [refs, preds, preds] if command == "compare" else ["--refs", refs, preds, "-o", tmp_path / "board"]
+    code, out, err = cli(capsys, command, *args, "--metrics", "bleu", *options)
+    assert (code, out) == (EXIT_USAGE, "") and message in err
+    assert not (tmp_path / "board").exists()
+
+
+def strict_json(text):
+    """json.loads that refuses NaN and Infinity, which are not JSON."""
+    def refuse(name):
+        raise ValueError(f"{name} in JSON output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_output_never_holds_nan(capsys, tmp_path):
+    from capeval.cli import _json_dumps
+
+    refs, preds = small_pair(tmp_path)
+    code, out, _ = cli(capsys, "score", refs, preds, "--metrics", "bleu", "cider_d", "--format", "json", "--scale", "1e308")
+    assert code == EXIT_OK
+    plain = capeval.evaluate(capeval.formats.read_references(refs), capeval.formats.read_predictions(preds), ["bleu", "cider_d"]).scores
+    overflowing = {k for k, v in plain.items() if abs(v * 1e308) == float("inf")}
+    assert overflowing and len(overflowing) < len(plain)  # CIDEr-D x 1e308 overflows, BLEU's does not
+    assert {k for k, v in strict_json(out)["scores"].items() if v is None} == overflowing
+    assert strict_json(_json_dumps({"a": float("nan"), "b": [float("inf"), 1.5]})) == {"a": None, "b": [None, 1.5]}
+
+
+def test_spice_exit_code_is_the_documented_one(capsys, tmp_path):
+    """docs/cli.md: SPICE (not provided) exits 4, like any missing dependency, with the reason."""
+    refs, preds = small_pair(tmp_path)
+    code, out, err = cli(capsys, "score", refs, preds, "--metrics", "bleu", "spice")
+    assert (code, out) == (EXIT_DEPENDENCY, "")
+    assert err.startswith("capeval: error: SPICE is not available in capeval") and err.count("\n") == 1
+
+
+def test_corrupt_gzip_exits_3(capsys, tmp_path):
+    """Before: 'internal error: Error -3 while decompressing data' and exit 1."""
+    refs, _ = small_pair(tmp_path)
+    packed = bytearray(gzip.compress(("public_id,caption\n" + "".join(f"{i},a dog number {i}\n" for i in range(2000))).encode()))
+    packed[20] ^= 0x55
+    bad = tmp_path / "corrupt.csv.gz"
+    bad.write_bytes(bytes(packed))
+    code, out, err = cli(capsys, "score", refs, bad)
+    assert (code, out) == (EXIT_INPUT, "")
+    assert re.fullmatch(r"capeval: error: .*corrupt\.csv\.gz: corrupt or truncated gzip data \(Error -3 .*\)\n", err)
+
+
+def test_deep_json_and_one_id_written_two_ways_exit_3(capsys, tmp_path):
+    _, preds = small_pair(tmp_path)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    code, _, err = cli(capsys, "score", deep, preds)
+    assert code == EXIT_INPUT and "deep.json: JSON nested too deeply" in err
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text('{"image_id": 1, "caption": "a dog"}\n{"image_id": "1", "caption": "a cat"}\n{"image_id": 2, "caption": "a bus"}\n')
+    two = tmp_path / "two.jsonl"
+    two.write_text('{"image_id": 1, "caption": "a dog"}\n{"image_id": 2, "caption": "a bus"}\n')
+    for lenient in ([], ["--lenient"]):  # --lenient used to drop image 1's references with a warning
+        code, out, err = cli(capsys, "score", refs, two, "--metrics", "bleu", *lenient)
+        assert (code, out) == (EXIT_INPUT, "")
+        assert re.search(r"refs\.jsonl, line 2: id '1' is also written 1 \(line 1\)", err), err
+
+
+def test_damaged_df_file_exits_3(capsys, tmp_path):
+    refs, preds = small_pair(tmp_path)
+    good = tmp_path / "df.npz"
+    assert cli(capsys, "df", "build", refs, "-o", good)[0] == EXIT_OK
+    trunc = tmp_path / "trunc.npz"
+    trunc.write_bytes(good.read_bytes()[:600])
+    code, out, err = cli(capsys, "df", "info", trunc)
+    assert (code, out) == (EXIT_INPUT, "") and "trunc.npz: not a valid capeval document-frequency file" in err
+    code, _, err = cli(capsys, "score", refs, preds, "--metrics", "cider_d", "--df", trunc)
+    assert code == EXIT_INPUT and "trunc.npz" in err
+
+
+def test_df_tokenizer_mismatch_is_refused_with_an_override(capsys, tmp_path):
+    refs, preds = small_pair(tmp_path)
+    df_none = tmp_path / "none.npz"
+    assert cli(capsys, "df", "build", refs, "-o", df_none, "--tokenizer", "none")[0] == EXIT_OK
+    code, out, err = cli(capsys, "df", "info", df_none, "--format", "json")
+    info = json.loads(out)
+    assert (info["tokenizer"], info["n"], info["capeval_version"]) == ("none", 4, capeval.__version__)
+    code, out, err = cli(capsys, "score", refs, preds, "--metrics", "cider_d", "--df", df_none)
+    assert (code, out) == (EXIT_INPUT, "")
+    assert "none.npz: document frequencies built with tokenizer 'none', scoring uses 'ptb'" in err and "--allow-df-mismatch" in err
+    code, out, _ = cli(capsys, "score", refs, preds, "--metrics", "cider_d", "--df", df_none, "--allow-df-mismatch", "--format", "json")
+    assert code == EXIT_OK and "CIDEr-D" in json.loads(out)["scores"]
+    df2 = tmp_path / "n2.npz"
+    assert cli(capsys, "df", "build", refs, "-o", df2, "--n", "2")[0] == EXIT_OK
+    code, _, err = cli(capsys, "score", refs, preds, "--metrics", "cider_d", "--df", df2)
+    assert code == EXIT_INPUT and "built with n=2, scoring uses n=4" in err
+    assert cli(capsys, "score", refs, preds, "--metrics", "cider_d", "--df", df2, "--n", "2")[0] == EXIT_OK
+    code, _, err = cli(capsys, "leaderboard", "--refs", refs, preds, "-o", tmp_path / "board", "--metrics", "cider_d", "--df", df_none)
+    assert code == EXIT_INPUT and "none.npz: document frequencies built with tokenizer 'none'" in err
+    assert not (tmp_path / "board").exists()
+
+
+# -- issue 18.1: a leaderboard directory is replaced as a set --------------------------------------
+def test_interrupted_leaderboard_leaves_the_previous_report(capsys, tmp_path, monkeypatch):
+    """Before: Ctrl-C after leaderboard.md left a new .md beside the old .html/.csv/.json."""
+    from capeval.report import Report
+
+    refs, preds = small_pair(tmp_path)
+    out_dir = tmp_path / "board"
+    args = ["leaderboard", "--refs", refs, f"sys={preds}", "-o", out_dir, "--metrics", "bleu", "cider_d", "--no-ci"]
+    assert cli(capsys, *args, "--title", "First")[0] == EXIT_OK
+    before = {p.name: p.read_bytes() for p in out_dir.iterdir()}
+    assert set(before) == {"leaderboard.md", "leaderboard.html", "leaderboard.csv", "leaderboard_categories.csv", "leaderboard.json"}
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Report, "to_csv", interrupted)  # md and html are rendered before csv
+    code, _, err = cli(capsys, *args, "--title", "Second")
+    assert code == 130 and "interrupted" in err
+    assert {p.name: p.read_bytes() for p in out_dir.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["board", "preds.csv", "refs.csv"]  # no temporary left
+    monkeypatch.undo()
+    assert cli(capsys, *args, "--title", "Second", "--formats", "md")[0] == EXIT_OK
+    assert [p.name for p in out_dir.iterdir()] == ["leaderboard.md"]  # the set is replaced, no stale files
+    assert "# Second" in (out_dir / "leaderboard.md").read_text(encoding="utf-8")
+
+
+def test_leaderboard_refuses_a_directory_with_other_files(capsys, tmp_path, monkeypatch):
+    refs, preds = small_pair(tmp_path)
+    code, out, err = cli(capsys, "leaderboard", "--refs", refs, preds, "-o", tmp_path, "--metrics", "bleu")
+    assert (code, out) == (EXIT_OUTPUT, "")
+    assert "holding other files than a report's" in err and "choose a new or empty directory" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv", "refs.csv"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    code, _, err = cli(capsys, "leaderboard", "--refs", refs, preds, "-o", ".", "--metrics", "bleu")
+    assert code == EXIT_OUTPUT and ".: is the current directory" in err and not any(empty.iterdir())
+
+
+# -- issue 17.5: plain-text inputs ------------------------------------------------------------------
+NLGEVAL = ROOT.parent / "shared" / "data" / "nlgeval"
+GOLDEN = json.loads((FIXTURES / "golden_cases.json").read_text(encoding="utf-8"))["nlgeval"]["scores"]
+PUBLISHED = {"Bleu_1": 0.55, "Bleu_2": 0.428174, "Bleu_3": 0.284043, "Bleu_4": 0.201143, "METEOR": 0.295797, "ROUGE_L": 0.522104, "CIDEr-D": 1.242192}
+
+
+@pytest.mark.skipif(not NLGEVAL.is_dir(), reason="../shared/data/nlgeval is not present")
+def test_nlgeval_text_files_give_the_published_numbers(capsys):
+    """nlg-eval's README example through the CLI: pycocoevalcap's numbers (golden, 1e-9), the published ones (6 digits)."""
+    from capeval.meteor import meteor_unavailable_reason
+
+    metrics = ["bleu", "rouge_l", "cider_d"] + ([] if meteor_unavailable_reason() else ["meteor"])
+    code, out, err = cli(capsys, "score", NLGEVAL / "ref1.txt", NLGEVAL / "ref2.txt", NLGEVAL / "hyp.txt", "--format", "json", "--metrics", *metrics)
+    assert code == EXIT_OK, err
+    result = json.loads(out)
+    assert result["n_images"] == 2 and result["signature"].startswith("nrefs:2|tok:ptb|")
+    assert result["refs"] == [str(NLGEVAL / "ref1.txt"), str(NLGEVAL / "ref2.txt")]
+    for key, value in result["scores"].items():
+        assert value == pytest.approx(PUBLISHED[key], abs=5e-7), key
+        if key in GOLDEN:
+            assert value == pytest.approx(GOLDEN[key]["corpus"], abs=TOL), key
+    if "meteor" not in metrics:
+        pytest.skip(f"METEOR not checked: {meteor_unavailable_reason()}")
+
+
+def test_text_files_line_counts_and_mixing(capsys, tmp_path):
+    ref1 = tmp_path / "ref1.txt"
+    ref1.write_text("a dog on the grass\na cat on a mat\na red bus\n")
+    ref2 = tmp_path / "ref2.txt"
+    ref2.write_text("the dog is on grass\na cat sits\n")
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_text("a dog on grass\na cat\na bus\n")
+    code, out, err = cli(capsys, "score", ref1, ref2, hyp, "--metrics", "bleu")
+    assert (code, out) == (EXIT_INPUT, "")
+    assert re.search(r"ref1\.txt has 3, .*ref2\.txt has 2", err) and err.count("\n") == 1
+    short = tmp_path / "short.txt"
+    short.write_text("a dog\n")
+    code, _, err = cli(capsys, "score", ref1, short, "--metrics", "bleu")
+    assert code == EXIT_INPUT and re.search(r"short\.txt has 1 lines but the references \(.*ref1\.txt\) have 3", err)
+    code, out, _ = cli(capsys, "score", ref1, hyp, "--metrics", "bleu", "--tokenizer", "none", "--format", "json", "--per-item", tmp_path / "items.csv")
+    assert code == EXIT_OK
+    expected = capeval.evaluate({1: ["a dog on the grass"], 2: ["a cat on a mat"], 3: ["a red bus"]}, {1: "a dog on grass", 2: "a cat", 3: "a bus"}, metrics="bleu", tokenizer="none")
+    assert json.loads(out)["scores"] == pytest.approx(expected.scores, abs=1e-15)
+    assert pd.read_csv(tmp_path / "items.csv")["image_id"].tolist() == [1, 2, 3]  # ids are line numbers
+    refs, preds = small_pair(tmp_path)
+    code, _, err = cli(capsys, "score", refs, refs, preds)
+    assert code == EXIT_USAGE and "several reference files are only read as plain text" in err
+    code, _, err = cli(capsys, "score", ref1, preds)
+    assert code == EXIT_USAGE and "mixing plain-text and other files" in err

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import re
 
 import pytest
 
@@ -241,3 +242,113 @@ def test_bad_reference_files(tmp_path):
     with pytest.raises(FormatError, match="the file is empty"):
         read_references(write(tmp_path / "e.json", ""))
     assert dict(read_references(write_json(tmp_path / "ok.json", {1: ["a"]}))) == {"1": ["a"]}
+
+
+# -- issue 18: defects found by the attack on the readers -----------------------------------------
+def damaged_gzip(data: bytes) -> bytes:
+    """gzip data whose deflate stream is broken (zlib.error, not a CRC or length error)."""
+    import zlib
+
+    packed = bytearray(gzip.compress(data))
+    packed[20] ^= 0x55  # inside the first block's Huffman table
+    with pytest.raises(zlib.error):
+        gzip.decompress(bytes(packed))
+    return bytes(packed)
+
+
+def test_corrupt_gzip_stream_is_a_format_error(tmp_path):
+    rows = "public_id,caption\n" + "".join(f"{i},a dog on a couch number {i}\n" for i in range(2000))
+    path = write(tmp_path / "corrupt.csv.gz", damaged_gzip(rows.encode()))
+    with pytest.raises(FormatError, match=r"corrupt\.csv\.gz: corrupt or truncated gzip data"):
+        read_predictions(path)
+
+
+def test_csv_captions_longer_than_the_csv_modules_field_limit(tmp_path):
+    import csv
+
+    caption = "a " * 70_000  # 140,000 characters: over csv's default 131,072
+    path = tmp_path / "long.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([["public_id", "caption"], ["1", caption], ["2", "a cat"]])
+    assert dict(read_predictions(path)) == {"1": caption, "2": "a cat"}
+    assert read_references(path)["1"] == [caption]
+    assert csv.field_size_limit() == 131_072  # the process-wide limit is put back
+
+
+def test_unterminated_quote_is_reported_where_it_opens(tmp_path):
+    rows = ["public_id,caption", "1,a dog", '2,"a cat on a mat'] + [f"{i},caption {i}" for i in range(3, 60_000)]
+    path = write(tmp_path / "unterminated.csv", "\n".join(rows) + "\n")  # 600 KB after the quote
+    with pytest.raises(FormatError, match=r"unterminated\.csv, line 3: .*quote opened here is never closed"):
+        read_predictions(path)
+
+
+def test_unterminated_quote_after_a_multi_line_field(tmp_path):
+    """The row starts at line 3, its first caption spans lines 3-4, the quote left open is on line 4."""
+    rows = ["public_id,caption,category", "1,a dog,x", '2,"a cat', 'on a mat","unclosed category'] + [f"{i},c,x" for i in range(3, 1000)]
+    path = write(tmp_path / "multi.csv", "\r\n".join(rows) + "\r\n")
+    with pytest.raises(FormatError, match=r"multi\.csv, line 4: malformed CSV \(a quote opened here is never closed"):
+        read_references(path)
+
+
+def test_json_nested_too_deep_is_a_format_error(tmp_path):
+    deep = write(tmp_path / "deep.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(FormatError, match=r"deep\.json: JSON nested too deeply"):
+        read_predictions(deep)
+    with pytest.raises(FormatError, match=r"deep\.json: JSON nested too deeply"):
+        read_references(deep)
+    lines = write(tmp_path / "deep.jsonl", '{"image_id": 1, "caption": "a"}\n' + "[" * 100_000 + "\n")
+    with pytest.raises(FormatError, match=r"deep\.jsonl, line 2: JSON nested too deeply"):
+        read_predictions(lines)
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("refs.jsonl", '{"image_id": 1, "caption": "a dog"}\n{"image_id": "1", "caption": "a cat"}\n{"image_id": 2, "caption": "a bird"}\n'),
+        ("refs.json", json.dumps([{"image_id": 1, "caption": "a dog"}, {"image_id": 2, "caption": "a bird"}, {"image_id": "1", "caption": "a cat"}])),
+    ],
+)
+def test_reference_records_with_one_id_written_two_ways(tmp_path, name, text):
+    """1 and "1" would split one image into two ids (and --lenient would drop one): an error naming the file."""
+    path = write(tmp_path / name, text)
+    with pytest.raises(DuplicateIdError, match=re.escape(name) + r", (line |entry \[)\d.*id '1' is also written 1 \((line 1|entry \[0\])\)"):
+        read_references(path)
+
+
+# -- plain text: one caption per line -------------------------------------------------------------
+def test_plain_text_references_and_predictions(tmp_path):
+    from capeval.formats import check_same_line_count, read_text_references
+
+    ref1 = write(tmp_path / "ref1.txt", "a dog runs\na cat sleeps\n")
+    ref2 = write(tmp_path / "ref2.txt", "the dog is running\r\nthe cat is asleep")  # CRLF, no final newline
+    hyp = write(tmp_path / "hyp.txt", "a dog\u2028running\na cat\n")  # U+2028 is inside a caption, not a line end
+    refs = read_text_references([ref1, ref2])
+    assert dict(refs) == {1: ["a dog runs", "the dog is running"], 2: ["a cat sleeps", "the cat is asleep"]}
+    preds = read_predictions(hyp)
+    assert dict(preds) == {1: "a dog\u2028running", 2: "a cat"} and preds.format == "txt"
+    assert dict(read_references(ref1)) == {1: ["a dog runs"], 2: ["a cat sleeps"]}
+    check_same_line_count(refs, preds)
+    short = write(tmp_path / "short.txt", "one line\n")
+    with pytest.raises(FormatError, match=r"ref1\.txt has 2, .*short\.txt has 1"):
+        read_text_references([ref1, short])
+    with pytest.raises(FormatError, match=r"short\.txt has 1 lines but the references \(.*ref1\.txt.*\) have 2"):
+        check_same_line_count(refs, read_predictions(short))
+
+
+def test_csv_writers_round_trip_a_carriage_return(tmp_path):
+    """Found by tests/test_properties.py: csv.writer with "\n" line ends left a bare \r unquoted."""
+    preds = {"1": "a dog\r on grass", "2": "a cat", "3": 'say "cheese"\r\n'}
+    assert dict(read_predictions(write_nice_submission(tmp_path / "sub.csv", preds))) == preds
+    refs = {"1": ["a\rb"], "2": ["c"]}
+    assert dict(read_references(write_nice_references(tmp_path / "gt.csv", refs))) == refs
+    assert (tmp_path / "sub.csv").read_bytes().split(b"\n")[2] == b"2,a cat"  # other rows as before
+
+
+def test_plain_text_blank_lines_are_empty_captions(tmp_path):
+    from capeval.formats import read_text_references
+
+    blank = write(tmp_path / "blank.txt", "\n\n")
+    assert dict(read_predictions(blank)) == {1: "", 2: ""}
+    assert dict(read_text_references([blank, write(tmp_path / "r.txt", "a\nb\n")])) == {1: ["", "a"], 2: ["", "b"]}
+    with pytest.raises(FormatError, match=r"zero\.txt: the file is empty"):
+        read_predictions(write(tmp_path / "zero.txt", ""))

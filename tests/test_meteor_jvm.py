@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -251,6 +252,43 @@ def test_evaluate_reports_meteor(pool, coco):
     np.testing.assert_array_equal(result.per_item["METEOR"].to_numpy(), coco["head"]["scores"][:200])
     assert result.statistics["meteor"].shape == (200, M.STATS_LENGTH)
     assert "meteor:1.5 -l en -norm" in result.signatures["meteor"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "pool",
+        # the jar's death of it is what the fake java of test_meteor_protocol.py mimics; live, ~1 min more
+        pytest.param(
+            "process_pool",
+            marks=pytest.mark.skipif(
+                os.environ.get("CAPEVAL_PARITY") != "1", reason="CAPEVAL_PARITY=1: long runs"
+            ),
+        ),
+    ],
+)
+def test_caption_too_long_for_the_heap_names_the_id(kind, coco, caplog, request):
+    """Issue 18: a 112,500-word caption overflows the 2G heap while scored (~40 s). Not taken for a JVM
+    that could not get its heap (no -Xmx1G retry), not retried; a short error naming the id; the pool
+    scores on afterwards. Threads mode: the front end answers the line with an error, the JVM lives;
+    processes mode: the jar dies of it, and the line it died on is named."""
+    pool = request.getfixturevalue(kind)
+    refs, preds = head(coco)
+    ids = [f"img{i}" for i in range(6)]
+    preds = list(preds[:6])
+    preds[4] = " ".join(["a dog on the grass with a red ball"] * 12500)  # 112,500 words
+    with caplog.at_level(logging.WARNING, logger="capeval.meteor"):
+        with pytest.raises(M.MeteorHeapError) as info:
+            M.meteor_segments(refs[:6], preds, ids=ids, scorer=pool)
+    message = str(info.value)
+    assert message.startswith(
+        "METEOR: the Java heap (-Xmx2G) ran out scoring id 'img4' (its prediction has 112,500 words"
+    )
+    assert "heap=" in message and len(message) < 300
+    assert "retrying" not in caplog.text and "restarting" not in caplog.text
+    res = M.meteor_segments(refs[:6], list(head(coco)[1][:6]), ids=ids, scorer=pool)
+    np.testing.assert_array_equal(res.per_item, coco["head"]["scores"][:6])
 
 
 def java_and_jar_with_a_jdk():

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capeval.errors import InvalidCaptionError, MeteorUnavailableError
+from capeval.errors import InvalidCaptionError, MeteorError, MeteorUnavailableError
 
 # the package: ``import capeval.meteor as M`` yields the function capeval.meteor where capeval defines one
 M = importlib.import_module("capeval.meteor")
@@ -157,7 +157,7 @@ def test_python_backend_rejects_jar_options_and_bad_statistics(engine, monkeypat
     with pytest.raises(TypeError, match=r"\['heap'\]"):
         M.meteor_segments([["a"]], ["a"], backend="python", heap="4G")
     monkeypatch.setattr(engine, "segment_statistics", lambda r, h, **kw: np.zeros((len(h), 22)))
-    with pytest.raises(MeteorUnavailableError, match=r"shape \(1, 22\)"):
+    with pytest.raises(MeteorError, match=r"shape \(1, 22\)"):
         M.meteor_segments([["a"]], ["a"], backend="python")
     with pytest.raises(ValueError, match="backend must be one of"):
         M.meteor_segments([["a"]], ["a"], backend="java")
@@ -170,22 +170,33 @@ def test_jar_backend_never_imports_the_python_engine(monkeypatch):
     assert ENGINE not in sys.modules
 
 
-def test_formula_imports_without_the_jvm_machinery():
-    code = (
-        "import sys\n"
-        "from capeval.meteor.formula import meteor_scores_from_stats\n"
-        "import capeval.meteor\n"
-        "print(sorted(m for m in sys.modules if m.startswith('capeval.meteor')))\n"
-    )
+JVM_SIDE = {"capeval.meteor.pool", "capeval.meteor.jvm", "capeval.meteor.java"}
+
+
+def loaded_meteor_modules(code: str) -> set[str]:
+    """The capeval.meteor modules loaded after running ``code`` in a fresh interpreter."""
+    code += "\nimport sys\nprint(sorted(m for m in sys.modules if m.startswith('capeval.meteor')))\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    loaded = set(eval(out))
-    assert "capeval.meteor.formula" in loaded
-    assert not loaded & {
-        "capeval.meteor.pool",
-        "capeval.meteor.jvm",
-        "capeval.meteor.java",
-        "capeval.meteor.protocol",
-    }
+    return set(eval(out.strip().splitlines()[-1]))
+
+
+def test_formula_imports_without_the_jvm_machinery():
+    loaded = loaded_meteor_modules(
+        "from capeval.meteor.formula import meteor_scores_from_stats\nimport capeval.meteor"
+    )
+    assert "capeval.meteor.formula" in loaded and not loaded & (JVM_SIDE | {"capeval.meteor.protocol"})
+    loaded = loaded_meteor_modules(
+        "import sys, types, numpy as np\n"
+        "engine = types.ModuleType('capeval.meteor_python')\n"
+        "engine.unavailable_reason = lambda: None\n"
+        "engine.segment_statistics = lambda refs, hyps, workers, progress: np.ones((len(hyps), 23))\n"
+        "sys.modules['capeval.meteor_python'] = engine\n"
+        "from capeval.meteor import meteor_segments\n"
+        "meteor_segments([['a dog']], ['a dog'], backend='python')\n"
+    )
+    assert (
+        "capeval.meteor.protocol" in loaded and not loaded & JVM_SIDE
+    )  # the Python engine needs no JVM code
 
 
 def test_jar_tag_names_the_exact_bytes_and_closes_the_file(tmp_path):

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InputError, MeteorUnavailableError, MissingIdError, format_ids
+from ..errors import InputError, MeteorError, MeteorUnavailableError, MissingIdError, format_ids
 from .formula import STATS_LENGTH, meteor_score_from_stats, meteor_scores_from_stats, meteor_summable_stats
 from .result import MeteorResult
 
@@ -93,8 +93,7 @@ def meteor_segments(
     For the jar, ``options`` are :class:`Meteor`'s (a pool is started and closed), or ``scorer=`` an
     open :class:`Meteor` to reuse its JVMs; the Python engine takes ``workers``.
     """
-    from .pool import segment_labels
-    from .protocol import clean_segments, score_line
+    from .protocol import clean_segments, score_line, segment_labels
 
     if ids is not None and len(ids) != len(predictions):
         raise InputError(f"{len(ids)} ids but {len(predictions)} predictions")
@@ -129,7 +128,7 @@ def _score_in_python(refs, hyps, ids, scorer, progress, options, *, explicit: bo
         _python_engine().segment_statistics(refs, hyps, workers=workers, progress=progress), dtype=np.float64
     )
     if raw.shape != (len(hyps), STATS_LENGTH):
-        raise MeteorUnavailableError(
+        raise MeteorError(
             f"the Python METEOR engine returned statistics of shape {raw.shape} for {len(hyps)} segments"
         )
     return MeteorResult(

@@ -44,6 +44,7 @@ from .protocol import (
     parse_score,
     parse_stats,
     score_line,
+    segment_labels,
     segment_words,
 )
 from .result import MeteorResult
@@ -60,13 +61,6 @@ def _locate(java, jar) -> tuple[str, Path]:
     caller substitutes there (tests do) is what the pool uses."""
     facade = sys.modules[__package__]
     return facade.find_java(java), facade.find_meteor_jar(jar)
-
-
-def segment_labels(n: int, ids: Sequence | None):
-    """How errors name segment ``i``: ``id 7`` when ids are known, else ``segment 2``."""
-    if ids is None:
-        return [f"segment {i}" for i in range(n)]
-    return [f"id {i!r}" for i in ids]
 
 
 def _default_workers() -> int:
@@ -141,8 +135,9 @@ class Meteor:
     ``java -jar meteor-1.5.jar`` per worker (pycocoevalcap's command, no ``javac`` needed; fewer JVMs are
     started when the input is small or memory is short); ``"auto"`` (default): threads when the front end
     compiles, else processes. Both give the jar's numbers. ``heap``: ``-Xmx`` (pycocoevalcap: ``2G``);
-    ``fallback_heap`` is used when memory is short or a JVM cannot get its heap (results do not depend
-    on the heap). ``timeout``: seconds to wait for any single reply before the JVM counts as stalled;
+    ``fallback_heap`` is used when memory is short or a JVM cannot get its heap while starting (results
+    do not depend on the heap); a caption that overflows the heap while scored raises
+    :class:`MeteorHeapError` instead (not retried). ``timeout``: seconds to wait for any single reply before the JVM counts as stalled;
     ``startup_timeout``: for a JVM to load its tables. ``max_restarts``: per worker and per call, how
     often a dead or stalled JVM is restarted (its chunk retried) before giving up. ``jvm_args``: extra
     JVM options (before ``-jar``). ``progress``: tqdm bar (``None``: on terminals for long runs).
@@ -266,7 +261,7 @@ class Meteor:
 
     def _footprint(self, heap: str) -> int:
         """Resident memory of one JVM: the heap is used in full in threads mode (a young generation
-        cycled through), towards ``-Xmx`` in processes mode (see :func:`_jvm_footprint`)."""
+        cycled through), towards ``-Xmx`` in processes mode (see :func:`jvm_footprint`)."""
         return heap_bytes(heap) + (300 << 20) if self.jvm_mode == "threads" else jvm_footprint(heap)
 
     def jvms_for(self, n_segments: int) -> int:

@@ -52,6 +52,13 @@ def _check_text(value, what: str) -> str:
     raise InvalidCaptionError(f"{what} is not a string: {value!r} ({type(value).__name__})")
 
 
+def segment_labels(n: int, ids: Sequence | None) -> list[str]:
+    """How messages name segment ``i``: ``id 7`` when ids are known, else ``segment 2``."""
+    if ids is None:
+        return [f"segment {i}" for i in range(n)]
+    return [f"id {i!r}" for i in ids]
+
+
 def clean_segments(
     refs_list: Sequence, preds_list: Sequence, labels: Iterable[str]
 ) -> tuple[list[list[str]], list[str]]:

@@ -139,6 +139,8 @@ def test_auto_with_an_open_jar_pool_uses_that_pool(engine):
     assert pool.lines == [b"SCORE ||| a dog ||| a dog\n"] and res.ids == [9] and not engine.calls
     with pytest.raises(TypeError, match="scorer="):
         M.meteor_segments([["a dog"]], ["a dog"], scorer=pool, backend="python")
+    with pytest.raises(TypeError, match=r"either scorer= or pool options, not both: \['heap'\]"):
+        M.meteor({1: ["a dog"]}, {1: "a dog"}, scorer=pool, heap="4G")
 
 
 def test_python_backend_unavailable_or_missing(engine, monkeypatch):

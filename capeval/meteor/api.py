@@ -144,13 +144,8 @@ def meteor(
     refs: Mapping,
     preds: Mapping,
     *,
-    jar=None,
-    java=None,
-    workers: int | None = None,
-    heap: str = "2G",
-    timeout: float = 60.0,
-    progress: bool | None = None,
     scorer=None,
+    progress: bool | None = None,
     backend: str = "jar",
     **options,
 ) -> MeteorResult:
@@ -160,7 +155,8 @@ def meteor(
 
     Returns a :class:`MeteorResult`: ``score`` (the corpus score), ``per_item``, ``stats``, ``ids``.
     Raises :class:`MeteorUnavailableError` without Java or the jar, :class:`MeteorError` if the JVMs
-    keep failing. Other keywords go to :class:`Meteor`; ``scorer=`` reuses an open pool.
+    keep failing. ``backend`` and other keywords as for :func:`meteor_segments` (``jar=``, ``java=``,
+    ``workers=``, ``heap=``... for :class:`Meteor`; ``scorer=`` reuses an open pool).
     """
     if not isinstance(refs, Mapping) or not isinstance(preds, Mapping):
         raise InputError("refs and preds must be mappings {id: ...}")
@@ -178,10 +174,6 @@ def meteor(
             )
         raise MissingIdError("; ".join(parts))
     ids = list(refs)
-    if scorer is None:
-        options = {"workers": workers, **options}
-        if resolve_backend(backend) == "jar":  # the JVM's settings
-            options.update(jar=jar, java=java, heap=heap, timeout=timeout)
     return meteor_segments(
         [refs[i] for i in ids],
         [preds[i] for i in ids],

@@ -11,7 +11,9 @@ are in test_meteor_parity.py (CAPEVAL_PARITY=1)."""
 from __future__ import annotations
 
 import gzip
+import importlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -22,8 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import capeval.meteor as M
 from capeval.errors import MeteorUnavailableError
+
+# the package: ``import capeval.meteor as M`` yields the function capeval.meteor where capeval defines one
+M = importlib.import_module("capeval.meteor")
+JAVA = importlib.import_module("capeval.meteor.java")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REASON = M.meteor_unavailable_reason()
@@ -81,8 +86,8 @@ def test_threads_mode_is_the_default_with_a_jdk(pool):
     if pool.jvm_mode != "threads":
         pytest.skip("no javac beside java: the default pool runs in processes mode")
     cmd = pool.command()
-    assert cmd[cmd.index("-cp") + 2 :] == [M.SERVER_CLASS, "2", *M.METEOR_ARGS]
-    assert (pool.server_dir / f"{M.SERVER_CLASS}.class").is_file()
+    assert cmd[cmd.index("-cp") + 2 :] == [JAVA.SERVER_CLASS, "2", *JAVA.METEOR_ARGS]
+    assert (pool.server_dir / f"{JAVA.SERVER_CLASS}.class").is_file()
 
 
 def head(data):
@@ -249,6 +254,43 @@ def test_evaluate_reports_meteor(pool, coco):
     assert "meteor:1.5 -l en -norm" in result.signatures["meteor"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "pool",
+        # the jar's death of it is what the fake java of test_meteor_protocol.py mimics; live, ~1 min more
+        pytest.param(
+            "process_pool",
+            marks=pytest.mark.skipif(
+                os.environ.get("CAPEVAL_PARITY") != "1", reason="CAPEVAL_PARITY=1: long runs"
+            ),
+        ),
+    ],
+)
+def test_caption_too_long_for_the_heap_names_the_id(kind, coco, caplog, request):
+    """Issue 18: a 112,500-word caption overflows the 2G heap while scored (~40 s). Not taken for a JVM
+    that could not get its heap (no -Xmx1G retry), not retried; a short error naming the id; the pool
+    scores on afterwards. Threads mode: the front end answers the line with an error, the JVM lives;
+    processes mode: the jar dies of it, and the line it died on is named."""
+    pool = request.getfixturevalue(kind)
+    refs, preds = head(coco)
+    ids = [f"img{i}" for i in range(6)]
+    preds = list(preds[:6])
+    preds[4] = " ".join(["a dog on the grass with a red ball"] * 12500)  # 112,500 words
+    with caplog.at_level(logging.WARNING, logger="capeval.meteor"):
+        with pytest.raises(M.MeteorHeapError) as info:
+            M.meteor_segments(refs[:6], preds, ids=ids, scorer=pool)
+    message = str(info.value)
+    assert message.startswith(
+        "METEOR: the Java heap (-Xmx2G) ran out scoring id 'img4' (its prediction has 112,500 words"
+    )
+    assert "heap=" in message and len(message) < 300
+    assert "retrying" not in caplog.text and "restarting" not in caplog.text
+    res = M.meteor_segments(refs[:6], list(head(coco)[1][:6]), ids=ids, scorer=pool)
+    np.testing.assert_array_equal(res.per_item, coco["head"]["scores"][:6])
+
+
 def java_and_jar_with_a_jdk():
     """(java, jar) for the tests of the front end, which needs the javac beside java."""
     java, jar = M.find_java(), M.find_meteor_jar()
@@ -259,12 +301,12 @@ def java_and_jar_with_a_jdk():
 
 def test_front_end_is_compiled_once_into_the_cache(tmp_path, monkeypatch):
     java, jar = java_and_jar_with_a_jdk()
-    monkeypatch.setenv(M.ENV_CACHE, str(tmp_path / "cache"))
-    first = M.compile_server(java, jar)
-    built = (first / f"{M.SERVER_CLASS}.class").stat().st_mtime_ns
+    monkeypatch.setenv(JAVA.ENV_CACHE, str(tmp_path / "cache"))
+    first = JAVA.compile_server(java, jar)
+    built = (first / f"{JAVA.SERVER_CLASS}.class").stat().st_mtime_ns
     assert first.parent == tmp_path / "cache" and first.name.startswith("meteor-server-")
-    assert M.compile_server(java, jar) == first
-    assert (first / f"{M.SERVER_CLASS}.class").stat().st_mtime_ns == built  # reused, not rebuilt
+    assert JAVA.compile_server(java, jar) == first
+    assert (first / f"{JAVA.SERVER_CLASS}.class").stat().st_mtime_ns == built  # reused, not rebuilt
     assert [p.name for p in first.parent.iterdir()] == [first.name]  # no build directory left behind
 
 
@@ -275,10 +317,10 @@ def front_end(*args, table=None, stdin=None):
     """Run capeval's compiled front end with Meteor's English settings (``-a table``: another
     paraphrase table) and return the finished process."""
     java, jar = java_and_jar_with_a_jdk()
-    cp = f"{jar}{os.pathsep}{M.compile_server(java, jar)}"
+    cp = f"{jar}{os.pathsep}{JAVA.compile_server(java, jar)}"
     extra = ["-a", str(table)] if table else []
-    cmd = [java, "-Xmx3G", "-cp", cp, M.SERVER_CLASS, *args, *M.METEOR_ARGS, *extra]
-    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=300, env=M._sanitized_env())
+    cmd = [java, "-Xmx3G", "-cp", cp, JAVA.SERVER_CLASS, *args, *JAVA.METEOR_ARGS, *extra]
+    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=300, env=JAVA.sanitized_env())
 
 
 def check_table(table=None):
@@ -320,11 +362,11 @@ def test_front_end_falls_back_to_the_jars_reader(tmp_path):
     ours = front_end("2", table=table, stdin=line)
     java, jar = M.find_java(), M.find_meteor_jar()
     jars = subprocess.run(
-        [java, "-Xmx2G", "-jar", str(jar), *M.METEOR_ARGS, "-a", str(table)],
+        [java, "-Xmx2G", "-jar", str(jar), *JAVA.METEOR_ARGS, "-a", str(table)],
         input=line,
         capture_output=True,
         timeout=300,
-        env=M._sanitized_env(),
+        env=JAVA.sanitized_env(),
     )
     assert ours.stdout == jars.stdout
     stats = [float(x) for x in ours.stdout.split()]

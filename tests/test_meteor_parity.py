@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib
 import json
 import os
 from pathlib import Path
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import capeval.meteor as M
+# the package: ``import capeval.meteor as M`` yields the function capeval.meteor where capeval defines one
+M = importlib.import_module("capeval.meteor")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REASON = M.meteor_unavailable_reason()

@@ -4,9 +4,11 @@ Fast (no JVM); the same faults against the real jar are in test_meteor_jvm.py.""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -16,8 +18,11 @@ import numpy as np
 import pytest
 from meteor_helpers import make_jar_dir
 
-import capeval.meteor as M
 from capeval.errors import MeteorError, MeteorUnavailableError
+
+# the package: ``import capeval.meteor as M`` yields the function capeval.meteor where capeval defines one
+M = importlib.import_module("capeval.meteor")
+POOL = importlib.import_module("capeval.meteor.pool")
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="the fake java is a POSIX shell wrapper")
 
@@ -37,7 +42,16 @@ def fake(tmp_path, monkeypatch):
     record = tmp_path / "record.jsonl"
     monkeypatch.setenv("FAKE_METEOR_RECORD", str(record))
     monkeypatch.setenv("FAKE_METEOR_ONCE", str(tmp_path / "once"))
-    for name in ("DIE_AFTER", "STALL_AFTER", "GARBAGE_AFTER", "STDERR", "NO_MEMORY_ABOVE", "SLOW_START"):
+    for name in (
+        "DIE_AFTER",
+        "STALL_AFTER",
+        "GARBAGE_AFTER",
+        "STDERR",
+        "NO_MEMORY_ABOVE",
+        "SLOW_START",
+        "OOM_WORDS",
+        "OOM_REPLY",
+    ):
         monkeypatch.delenv(f"FAKE_METEOR_{name}", raising=False)
     return str(java), jar, record
 
@@ -214,13 +228,13 @@ def test_heap_falls_back_when_the_jvm_cannot_reserve_it(fake, monkeypatch, caplo
 
 def test_fewer_workers_and_smaller_heap_when_memory_is_short(fake, monkeypatch, caplog):
     java, jar, record = fake
-    monkeypatch.setattr(M, "_available_memory", lambda: int(2.0 * 2**30))  # room for one 2G JVM
+    monkeypatch.setattr(POOL, "available_memory", lambda: int(2.0 * 2**30))  # room for one 2G JVM
     with caplog.at_level(logging.WARNING, logger="capeval.meteor"), pool(java, jar, workers=2) as m:
         m.start()
         assert sum(j is not None for j in m._jvms) == 1
         assert m.score_segments(REFS, PREDS).details["workers"] == 1
     assert "running 1 worker JVM(s) instead of 2" in caplog.text
-    monkeypatch.setattr(M, "_available_memory", lambda: int(0.9 * 2**30))  # not even that
+    monkeypatch.setattr(POOL, "available_memory", lambda: int(0.9 * 2**30))  # not even that
     with pool(java, jar, workers=2) as m:
         res = m.score_segments(REFS, PREDS)
     assert res.details["workers"] == 1 and res.details["heaps"] == ["1G"]
@@ -302,3 +316,68 @@ def test_jvm_mode_without_a_jdk(fake):
         pool(java, jar, jvm_mode="threads")
     with pytest.raises(ValueError, match="jvm_mode"):
         pool(java, jar, jvm_mode="fibers")
+
+
+# -- a caption too long for the heap (issue 18, item 8) ---------------------------------------------
+LONG = " ".join(["dog"] * 200)
+
+
+@pytest.mark.parametrize("how", ["jar dies", "front end answers"])
+def test_heap_overflow_names_the_id_and_is_not_retried(fake, monkeypatch, caplog, how):
+    """An OutOfMemoryError while scoring is the caption's fault, not a JVM that could not get its heap:
+    no smaller heap, no restart; a short MeteorHeapError naming the image id and what to do."""
+    java, jar, record = fake
+    monkeypatch.delenv("FAKE_METEOR_ONCE")
+    monkeypatch.setenv("FAKE_METEOR_OOM_WORDS", "100")
+    if how == "front end answers":
+        monkeypatch.setenv("FAKE_METEOR_OOM_REPLY", "1")
+    refs = {f"img-{k}": REFS[k] for k in range(30)}
+    preds = {f"img-{k}": PREDS[k] for k in range(30)}
+    preds["img-17"] = LONG
+    with caplog.at_level(logging.WARNING, logger="capeval.meteor"):
+        with pytest.raises(M.MeteorHeapError) as info:
+            M.meteor(refs, preds, jar=jar, java=java, workers=1, timeout=5, chunk_size=10)
+    message = str(info.value)
+    assert "id 'img-17'" in message and "-Xmx2G" in message and "heap=" in message and "shorten" in message
+    assert "200 words" in message and len(message) < 300 and "\n" not in message
+    assert info.value.label == "id 'img-17'" and info.value.heap == "2G"
+    assert [r["argv"][3] for r in recorded(record) if "argv" in r] == ["-Xmx2G"]  # one JVM, no smaller heap
+    assert "retrying" not in caplog.text and "restarting" not in caplog.text
+
+
+def test_heap_overflow_without_ids_names_the_segment(fake, monkeypatch):
+    java, jar, _ = fake
+    monkeypatch.setenv("FAKE_METEOR_OOM_WORDS", "100")
+    with pool(java, jar, workers=1) as m:
+        with pytest.raises(M.MeteorHeapError, match=r"scoring segment 3 \(its prediction has 200 words"):
+            m.score_segments(REFS[:5], PREDS[:3] + [LONG] + PREDS[4:5])
+        # the pool stays usable: a fresh JVM scores the rest
+        assert m.score_segments(REFS[:3], PREDS[:3]).score == expected(REFS[:3], PREDS[:3])[1]
+
+
+def test_warnings_reach_stderr_in_capeval_form(fake, monkeypatch, tmp_path):
+    """Without logging configured by the application, the pool's warnings are `capeval: warning:` lines
+    (docs/cli.md); with it configured, they go to the application's handlers only."""
+    java, jar, _ = fake
+    monkeypatch.setenv("FAKE_METEOR_NO_MEMORY_ABOVE", "1024")
+    script = (
+        "import importlib, logging, sys\n"
+        "M = importlib.import_module('capeval.meteor')\n"
+        "if sys.argv[1] == 'configured':\n"
+        "    logging.basicConfig(format='APP %(name)s %(message)s')\n"
+        f"M.meteor({{1: ['a dog']}}, {{1: 'a dog'}}, jar={str(jar)!r}, java={java!r}, workers=1, timeout=5)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    runs = {
+        mode: subprocess.run(
+            [sys.executable, "-c", script, mode], capture_output=True, text=True, env=env, timeout=60
+        )
+        for mode in ("plain", "configured")
+    }
+    plain = runs["plain"].stderr.splitlines()
+    assert runs["plain"].returncode == 0, runs["plain"].stderr
+    assert plain == ["capeval: warning: METEOR: a JVM could not get its -Xmx2G heap; retrying with -Xmx1G"]
+    configured = runs["configured"].stderr.splitlines()
+    assert configured == [
+        "APP capeval.meteor METEOR: a JVM could not get its -Xmx2G heap; retrying with -Xmx1G"
+    ]

@@ -4,6 +4,7 @@ finding java and the jar. Fixtures: tests/fixtures/meteor_make_fixtures.py (pyco
 from __future__ import annotations
 
 import gzip
+import importlib
 import json
 import os
 from pathlib import Path
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 from meteor_helpers import make_jar_dir
 
-import capeval.meteor as M
 from capeval.errors import (
     EmptyReferencesError,
     InputError,
@@ -20,6 +20,9 @@ from capeval.errors import (
     MeteorUnavailableError,
     MissingIdError,
 )
+
+# the package: ``import capeval.meteor as M`` yields the function capeval.meteor where capeval defines one
+M = importlib.import_module("capeval.meteor")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -65,7 +68,7 @@ def test_subsets_and_resamples_equal_the_jar(fx):
         # bootstrap-style: weights (counts per segment) @ summable statistics
         weights = np.bincount(idx, minlength=len(summable)).astype(np.float64)
         sums = np.stack([weights @ summable, summable[idx].sum(axis=0)])
-        np.testing.assert_allclose(M.meteor_scores_from_stat_sums(sums), sub["corpus"], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(M.meteor_scores_from_stats(sums), sub["corpus"], rtol=0, atol=1e-12)
 
 
 def test_perfect_match_aggregation_rule_matters():
@@ -111,9 +114,13 @@ def test_clean_caption(text, sent):
 
 
 def test_score_lines_are_one_protocol_line_each():
-    lines = M._prepare_segments(
+    from capeval.meteor.protocol import clean_segments, score_line
+
+    refs, hyps = clean_segments(
         [["a ||| b", "x\ny"], "single ref"], ["p\r\nq ||| r", ["pycocoevalcap style"]], ["one", "two"]
     )
+    assert refs == [["a b", "x y"], ["single ref"]] and hyps == ["p q r", "pycocoevalcap style"]
+    lines = [score_line(r, h) for r, h in zip(refs, hyps)]
     assert lines == [b"SCORE ||| a b ||| x y ||| p q r\n", b"SCORE ||| single ref ||| pycocoevalcap style\n"]
     for line in lines:
         assert line.count(b"\n") == 1 and line.count(b"|||") == len(line.split(b"|||")) - 1

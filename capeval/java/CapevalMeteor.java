@@ -44,6 +44,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.FutureTask;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.zip.GZIPInputStream;
 import java.util.zip.GZIPOutputStream;
 
@@ -56,6 +57,10 @@ import edu.cmu.meteor.scorer.MeteorStats;
 public final class CapevalMeteor {
 
 	private static final String SEPARATOR = "\\|\\|\\|";
+	/** The answer to a line that overflows the heap even when scored alone (capeval's wrapper names its id). */
+	private static final String OUT_OF_MEMORY = "Error: out of memory";
+	/** Lines are scored under its read lock; a line that ran out of heap beside others is retried under its write lock, alone. */
+	private static final ReentrantReadWriteLock ALONE = new ReentrantReadWriteLock();
 
 	public static void main(String[] args) throws Exception {
 		String[] meteorArgs = Arrays.copyOfRange(args, 1, args.length);
@@ -147,8 +152,33 @@ public final class CapevalMeteor {
 		return thread;
 	}
 
-	/** The jar's answer to one stdio line (Meteor.scoreStdio of meteor-1.5.jar, line for line). */
+	/**
+	 * The jar's answer to one line; OUT_OF_MEMORY for one too long for the heap. The jar would die of the
+	 * OutOfMemoryError; here the other threads' lines are unharmed, and a line that ran out of heap while
+	 * others were scored is first scored once more alone, so that only a line that alone does not fit is
+	 * refused (and not one that merely allocated while a huge one filled the heap).
+	 */
 	private static String answer(String line, BlockingQueue<MeteorScorer> scorers) throws InterruptedException {
+		ALONE.readLock().lock();
+		try {
+			return answerWith(line, scorers);
+		} catch (OutOfMemoryError beside) {
+			// retried below, once this thread holds no lock
+		} finally {
+			ALONE.readLock().unlock();
+		}
+		ALONE.writeLock().lock();
+		try {
+			return answerWith(line, scorers);
+		} catch (OutOfMemoryError alone) {
+			return OUT_OF_MEMORY + " (" + alone + ")";
+		} finally {
+			ALONE.writeLock().unlock();
+		}
+	}
+
+	/** The jar's answer to one stdio line (Meteor.scoreStdio of meteor-1.5.jar, line for line). */
+	private static String answerWith(String line, BlockingQueue<MeteorScorer> scorers) throws InterruptedException {
 		MeteorScorer scorer = scorers.take();
 		try {
 			if (line.startsWith("SCORE") || line.startsWith("score")) {

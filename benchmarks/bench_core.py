@@ -39,9 +39,10 @@ from capeval.tokenize import tokenize  # noqa: E402
 def clear_tokenizer_cache():
     import importlib
 
-    module = importlib.import_module("capeval.tokenize")  # the module (capeval.tokenize is the function)
-    if module._PTB_INSTANCE is not None:
+    module = importlib.import_module("capeval.tokenize")
+    if module._PTB_INSTANCE is not None:  # every per-caption and per-word memo: warm calls tokenize too
         module._PTB_INSTANCE.cache.clear()
+        module._PTB_INSTANCE.final_word.clear()
 
 
 SETS = {

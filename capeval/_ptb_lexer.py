@@ -516,33 +516,60 @@ _NEEDS = {
 }
 
 
+class _LazyPattern:
+    """A regex compiled on first use: importing the lexer compiles none of its ~400 patterns, and a
+    caption compiles only the rules it reaches (most captions need a handful). After the first call,
+    ``match``/``fullmatch`` are the compiled pattern's own methods (instance attributes)."""
+
+    def __init__(self, pattern: str):
+        self.pattern = pattern
+
+    def _compile(self):
+        compiled = re.compile(self.pattern)
+        self.match, self.fullmatch = compiled.match, compiled.fullmatch
+        return compiled
+
+    def match(self, *args):
+        return self._compile().match(*args)
+
+    def fullmatch(self, *args):
+        return self._compile().fullmatch(*args)
+
+
 class _Rule:
     """One alternative of a rule (a rule whose regex is a list gets one _Rule per item)."""
 
-    __slots__ = ("name", "prio", "whole", "r1", "r2", "action", "fixed_look", "fixed_base", "tail", "needs")
+    __slots__ = ("name", "prio", "whole", "r1", "r2", "action", "_r1_all", "_fixed", "tail", "needs")
 
     def __init__(self, prio, name, r1, r1_all, r2, action):
         self.name = name
         self.prio = prio
         self.action = action
+        self._fixed = None
         if r2 is None:
-            self.whole = re.compile(r1)
+            self.whole = _LazyPattern(r1)
             self.r1 = self.r2 = None
-            self.fixed_look = self.fixed_base = None
+            self._r1_all = None
         else:
             # The alternative decides the match length; JFlex resolves the trailing context with the
             # whole rule (all alternatives) as r1.
-            self.whole = re.compile(f"(?:{r1})(?:{r2})")
-            self.r1 = re.compile(r1_all)
-            self.r2 = re.compile(r2)
-            self.fixed_look = _fixed_length(r2)
-            self.fixed_base = _fixed_length(r1_all)
+            self.whole = _LazyPattern(f"(?:{r1})(?:{r2})")
+            self.r1 = _LazyPattern(r1_all)
+            self.r2 = _LazyPattern(r2)
+            self._r1_all = r1_all
         # Rules whose trailing context can reach past the end of a caption into the next one: ``tail``
         # recognizes r1 at the end of the caption (with what the context may skip before the line break).
-        self.tail = re.compile(f"(?:{r1}){_CROSSING[name]}\\Z") if name in _CROSSING else None
+        self.tail = _LazyPattern(f"(?:{r1}){_CROSSING[name]}\\Z") if name in _CROSSING else None
         # A character the rule cannot match without: skipping the rule when the text lacks it saves time
         # and keeps long unspaced strings from making the backtracking regexes quadratic.
         self.needs = _NEEDS.get(name)
+
+    def fixed_lengths(self) -> tuple[int | None, int | None]:
+        """(fixed length of the trailing context r2, fixed length of r1), None where not fixed; parsed
+        on first use."""
+        if self._fixed is None:
+            self._fixed = (_fixed_length(self.r2.pattern), _fixed_length(self._r1_all))
+        return self._fixed
 
 
 def _fixed_length(pattern: str) -> int | None:
@@ -668,10 +695,11 @@ def lex(orig: str, cs: str, stop: int, context: list | None = None) -> list[str]
             raise AssertionError(f"no rule matches at {pos}: {cs[pos]!r}")
         n = best_len
         if best.r2 is not None:
-            if best.fixed_look is not None:
-                n = best_len - best.fixed_look
-            elif best.fixed_base is not None:
-                n = best.fixed_base
+            fixed_look, fixed_base = best.fixed_lengths()
+            if fixed_look is not None:
+                n = best_len - fixed_look
+            elif fixed_base is not None:
+                n = fixed_base
             else:
                 end = pos + best_len
                 p = end

@@ -101,7 +101,7 @@ def run_capeval(refs, preds, workers, jvm_mode="auto", jvm_args=()):
     t = time.perf_counter()
     with Meteor(workers=workers, progress=False, jvm_args=jvm_args, jvm_mode=jvm_mode) as pool:
         result = meteor(refs, preds, scorer=pool)
-        procs = [j.proc for j in pool._jvms if j is not None]
+        procs = [j.proc for j in pool._slots.jvms if j is not None]
         rss = sum(peak_rss(p.pid) for p in procs)
         cpu = sum(cpu_seconds(p.pid) for p in procs)
     seconds = time.perf_counter() - t

@@ -172,7 +172,7 @@ def test_jar_backend_never_imports_the_python_engine(monkeypatch):
     assert ENGINE not in sys.modules
 
 
-JVM_SIDE = {"capeval.meteor.pool", "capeval.meteor.jvm", "capeval.meteor.java"}
+JVM_SIDE = {"capeval.meteor.pool", "capeval.meteor.slots", "capeval.meteor.jvm", "capeval.meteor.java"}
 
 
 def loaded_meteor_modules(code: str) -> set[str]:

@@ -186,7 +186,7 @@ def test_stalled_jvm_times_out_instead_of_hanging(process_pool, coco):
     refs, preds = head(coco)
     for slot in range(2):
         pool._ready(slot)
-    victim = pool._jvms[1]
+    victim = pool._slots.jvms[1]
     start = victim.replies
     old = pool.timeout, pool.max_restarts, pool.chunk_size
     pool.timeout, pool.max_restarts = 3.0, 0  # the other JVM takes over; no restart (saves a start-up)
@@ -209,7 +209,7 @@ def test_stalled_jvm_times_out_instead_of_hanging(process_pool, coco):
     assert "stalled" in res.details["failures"][0]
     assert elapsed < 120
     assert victim.proc.poll() is not None  # the stalled JVM was killed, not left behind
-    assert pool._jvms[1] is None
+    assert pool._slots.jvms[1] is None
 
 
 @pytest.mark.parametrize("kind", ["pool", "process_pool"])
@@ -218,8 +218,8 @@ def test_jvm_killed_mid_run_recovers_with_the_same_scores(kind, nice, request):
     only go on by restarting it."""
     pool = request.getfixturevalue(kind)
     refs, preds = head(nice)
-    if len(pool._jvms) > 1 and pool._jvms[1] is not None:  # when run on its own
-        pool._discard(1, pool._jvms[1])
+    if len(pool._slots.jvms) > 1 and pool._slots.jvms[1] is not None:  # when run on its own
+        pool._slots.discard(1, pool._slots.jvms[1])
     victim = pool._ready(0)
     start = victim.replies
     t, box = _run_in_thread(lambda: pool.score_segments(refs, preds))
@@ -232,7 +232,7 @@ def test_jvm_killed_mid_run_recovers_with_the_same_scores(kind, nice, request):
     assert res.score == nice["head"]["corpus"]
     assert res.details["jvms"] == 1
     assert len(res.details["failures"]) == 1 and "exit code" in res.details["failures"][0]
-    assert pool._jvms[0] is not victim and pool._jvms[0].alive()
+    assert pool._slots.jvms[0] is not victim and pool._slots.jvms[0].alive()
 
 
 def test_evaluate_reports_meteor(pool, coco):

@@ -22,7 +22,7 @@ from capeval.errors import MeteorError, MeteorUnavailableError
 
 # the package: ``import capeval.meteor as M`` yields the function capeval.meteor where capeval defines one
 M = importlib.import_module("capeval.meteor")
-POOL = importlib.import_module("capeval.meteor.pool")
+SLOTS = importlib.import_module("capeval.meteor.slots")
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="the fake java is a POSIX shell wrapper")
 
@@ -228,13 +228,13 @@ def test_heap_falls_back_when_the_jvm_cannot_reserve_it(fake, monkeypatch, caplo
 
 def test_fewer_workers_and_smaller_heap_when_memory_is_short(fake, monkeypatch, caplog):
     java, jar, record = fake
-    monkeypatch.setattr(POOL, "available_memory", lambda: int(2.0 * 2**30))  # room for one 2G JVM
+    monkeypatch.setattr(SLOTS, "available_memory", lambda: int(2.0 * 2**30))  # room for one 2G JVM
     with caplog.at_level(logging.WARNING, logger="capeval.meteor"), pool(java, jar, workers=2) as m:
         m.start()
-        assert sum(j is not None for j in m._jvms) == 1
+        assert sum(j is not None for j in m._slots.jvms) == 1
         assert m.score_segments(REFS, PREDS).details["workers"] == 1
     assert "running 1 worker JVM(s) instead of 2" in caplog.text
-    monkeypatch.setattr(POOL, "available_memory", lambda: int(0.9 * 2**30))  # not even that
+    monkeypatch.setattr(SLOTS, "available_memory", lambda: int(0.9 * 2**30))  # not even that
     with pool(java, jar, workers=2) as m:
         res = m.score_segments(REFS, PREDS)
     assert res.details["workers"] == 1 and res.details["heaps"] == ["1G"]
@@ -291,13 +291,13 @@ def test_jvms_end_with_the_pool(fake):
     java, jar, _ = fake
     m = pool(java, jar, workers=2)
     m.score_segments(REFS, PREDS)
-    procs = [j.proc for j in m._jvms if j is not None]
+    procs = [j.proc for j in m._slots.jvms if j is not None]
     assert procs and all(p.poll() is None for p in procs)
     m.close()
     assert all(p.poll() is not None for p in procs)
     m2 = pool(java, jar, workers=1)
     m2.score_segments(REFS[:2], PREDS[:2])
-    procs = [j.proc for j in m2._jvms if j is not None]
+    procs = [j.proc for j in m2._slots.jvms if j is not None]
     del m2  # the finalizer closes them (as at interpreter exit)
     import gc
 

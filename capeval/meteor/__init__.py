@@ -6,7 +6,8 @@ The package, by concern:
 * :mod:`.formula`: Meteor 1.5's score from its 23 statistics (numpy only; no Java, no subprocess);
 * :mod:`.java`: finding Java, ``javac`` and the jar, compiling capeval's front end, the cache;
 * :mod:`.protocol`: the jar's line protocol (cleaning captions, SCORE/EVAL lines, parsing replies);
-* :mod:`.jvm` and :mod:`.pool`: one JVM process, and :class:`Meteor`, the pool of them;
+* :mod:`.jvm`, :mod:`.slots` and :mod:`.pool`: one JVM process, the pool's JVMs (command lines,
+  heaps, memory), and :class:`Meteor`, which scores with them;
 * :mod:`.api`: :func:`meteor_segments` and :func:`meteor`, routed to the jar or the Python engine.
 
 Importing this package (or ``capeval.meteor.formula``) loads only the formula and the result type;

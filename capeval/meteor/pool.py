@@ -19,7 +19,6 @@ import collections
 import math
 import os
 import queue
-import subprocess
 import sys
 import threading
 import time
@@ -31,8 +30,8 @@ import numpy as np
 
 from ..errors import InputError, MeteorError, MeteorUnavailableError
 from .formula import STATS_LENGTH, meteor_scores_from_stats, meteor_summable_stats
-from .java import LOCALE_ARGS, METEOR_ARGS, SERVER_CLASS, compile_server, jar_version, sanitized_env
-from .jvm import Jvm, available_memory, heap_bytes, jvm_footprint
+from .java import compile_server, jar_version
+from .jvm import Jvm
 from .logs import log
 from .protocol import (
     JvmFailure,
@@ -48,12 +47,10 @@ from .protocol import (
     segment_words,
 )
 from .result import MeteorResult
+from .slots import JvmSlots, close_jvms
 
 ENV_WORKERS = "CAPEVAL_METEOR_WORKERS"
 JVM_MODES = ("auto", "threads", "processes")
-# A JVM needs ~7 s (9 s of CPU) to start and then scores ~1,400 segments/s; starting two at once
-# delays both by ~2.5 s, which pays off from ~7,000 segments.
-SEGMENTS_PER_NEW_JVM = 7500
 
 
 def _locate(java, jar) -> tuple[str, Path]:
@@ -178,16 +175,14 @@ class Meteor:
                 if jvm_mode == "threads":
                     raise
                 log.info("METEOR: %s; running one JVM per worker instead", exc)
-        self.jvm_mode = "threads" if self.server_dir is not None else "processes"
-        self._slots = 1 if self.jvm_mode == "threads" else self.workers  # JVMs
-        heap_bytes(heap)
-        heap_bytes(fallback_heap)
-        self.heap = heap
-        self.fallback_heap = fallback_heap
+        self._slots = JvmSlots(
+            self.java, self.jar, self.server_dir, self.workers, heap, fallback_heap, tuple(jvm_args)
+        )
+        self.jvm_mode = self._slots.mode
+        self.heap, self.fallback_heap, self.jvm_args = heap, fallback_heap, tuple(jvm_args)
         self.timeout = float(timeout)
         self.startup_timeout = float(startup_timeout)
         self.max_restarts = int(max_restarts)
-        self.jvm_args = tuple(jvm_args)
         self.progress = progress
         self.chunk_size = chunk_size
         if segment_scores not in ("python", "jar"):
@@ -195,12 +190,7 @@ class Meteor:
         self.segment_scores = segment_scores
         self.version = jar_version(self.jar)
         self._lock = threading.Lock()  # one batch at a time
-        self._pool_lock = threading.Lock()  # the JVM slots
-        self._jvms: list[Jvm | None] = [None] * self._slots
-        self._heaps: list[str] = [heap] * self._slots
-        self._closed = False
-        self._started = 0
-        self._finalizer = weakref.finalize(self, _close_all, self._jvms)
+        self._finalizer = weakref.finalize(self, close_jvms, self._slots.jvms)
 
     # -- lifecycle --
     def __enter__(self) -> Meteor:
@@ -210,125 +200,39 @@ class Meteor:
         self.close()
 
     def __repr__(self) -> str:
-        running = sum(j is not None for j in self._jvms)
-        state = "closed" if self._closed else f"{running}/{self._slots} JVMs running, {self.jvm_mode} mode"
+        slots = self._slots
+        state = (
+            "closed" if self.closed else f"{slots.running()}/{slots.count} JVMs running, {self.jvm_mode} mode"
+        )
         return f"Meteor({self.jar}, {state})"
 
     def close(self) -> None:
         """Stop the JVMs (a batch running in another thread fails with MeteorError). Idempotent."""
-        self._closed = True
-        with self._pool_lock:
-            jvms = [j for j in self._jvms if j is not None]
-            self._jvms[:] = [None] * len(self._jvms)
-        _close_all(jvms)
+        self._slots.close()
         self._finalizer.detach()
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._slots.closed
 
     def command(self, heap: str | None = None) -> list[str]:
-        """The JVM command line: pycocoevalcap's (plus the pinned locale and ``jvm_args``), or in threads
-        mode the same Meteor arguments given to capeval's front end with the number of threads."""
-        heap = heap or self.heap
-        if self.jvm_mode == "processes":
-            return [
-                self.java,
-                *LOCALE_ARGS,
-                *self.jvm_args,
-                "-jar",
-                f"-Xmx{heap}",
-                str(self.jar),
-                *METEOR_ARGS,
-            ]
-        # a throughput collector with a large young generation: Meteor's scoring makes short-lived
-        # garbage around ~1 GB of long-lived tables (~10% less JVM CPU than the default G1 here)
-        young = heap_bytes(heap) * 3 // 5 >> 20
-        return [
-            self.java,
-            *LOCALE_ARGS,
-            "-XX:+UseParallelGC",
-            f"-Xms{heap}",
-            f"-Xmn{young}m",
-            *self.jvm_args,
-            f"-Xmx{heap}",
-            "-cp",
-            f"{self.jar}{os.pathsep}{self.server_dir}",
-            SERVER_CLASS,
-            str(self.workers),
-            *METEOR_ARGS,
-        ]
-
-    def _footprint(self, heap: str) -> int:
-        """Resident memory of one JVM: the heap is used in full in threads mode (a young generation
-        cycled through), towards ``-Xmx`` in processes mode (see :func:`jvm_footprint`)."""
-        return heap_bytes(heap) + (300 << 20) if self.jvm_mode == "threads" else jvm_footprint(heap)
+        """The JVM command line (see :meth:`JvmSlots.command`)."""
+        return self._slots.command(heap)
 
     def jvms_for(self, n_segments: int) -> int:
         """JVMs worth running for ``n_segments``: one in threads mode; in processes mode one per
         ``SEGMENTS_PER_NEW_JVM`` segments, at most ``workers`` (starting two at once delays both)."""
-        return max(1, min(self._slots, math.ceil(n_segments / SEGMENTS_PER_NEW_JVM)))
+        return self._slots.worth_running(n_segments)
 
     def start(self, n: int | None = None) -> Meteor:
         """Start ``n`` JVMs (default all the pool needs) in the background, without waiting for them."""
-        n = self._slots if n is None else max(1, min(int(n), self._slots))
-        for slot in range(self._plan(n)):
-            self._spawn(slot)
+        n = self._slots.count if n is None else max(1, min(int(n), self._slots.count))
+        for slot in range(self._slots.plan(n)):
+            self._slots.spawn(slot)
         return self
 
-    def _plan(self, n: int) -> int:
-        """How many JVMs to run for ``n`` wanted: those running, plus new ones that fit in memory."""
-        running = sum(j is not None for j in self._jvms[:n])
-        new = n - running
-        avail = available_memory()
-        if new <= 0 or avail is None:
-            return n
-        fits = int((avail - (256 << 20)) // self._footprint(self.heap))
-        if fits >= new:
-            return n
-        usable = max(running + max(fits, 0), 1)
-        if usable < n:
-            log.warning(
-                "METEOR: %.1f GB of memory available, a JVM with -Xmx%s needs ~%.1f GB: running %d worker JVM(s) instead of %d",
-                avail / 2**30,
-                self.heap,
-                self._footprint(self.heap) / 2**30,
-                usable,
-                n,
-            )
-        if running == 0 and fits < 1 and heap_bytes(self.fallback_heap) < heap_bytes(self.heap):
-            log.warning(
-                "METEOR: memory is short; starting the JVM with -Xmx%s instead of -Xmx%s",
-                self.fallback_heap,
-                self.heap,
-            )
-            self._heaps[0] = self.fallback_heap
-        return usable
-
-    def _spawn(self, slot: int) -> Jvm:
-        with self._pool_lock:
-            if self._closed:
-                raise MeteorError("this Meteor pool is closed")
-            jvm = self._jvms[slot]
-            if jvm is None:
-                self._started += 1
-                jvm = Jvm(
-                    self.command(self._heaps[slot]),
-                    sanitized_env(),
-                    str(self.jar.parent),
-                    f"meteor-jvm-{slot}.{self._started}",
-                )
-                self._jvms[slot] = jvm
-            return jvm
-
-    def _discard(self, slot: int, jvm: Jvm) -> None:
-        with self._pool_lock:
-            if self._jvms[slot] is jvm:
-                self._jvms[slot] = None
-        jvm.kill()
-
     def _ready(self, slot: int) -> Jvm:
-        jvm = self._spawn(slot)
+        jvm = self._slots.spawn(slot)
         jvm.wait_ready(self.startup_timeout)
         return jvm
 
@@ -344,14 +248,13 @@ class Meteor:
         """Score prepared SCORE lines (``ids``, when given, name the segments in errors and the result)."""
         if not lines:
             raise InputError("nothing to score: no segments")
-        if self._closed:
+        if self.closed:
             raise MeteorError("this Meteor pool is closed")
         t0 = time.perf_counter()
         with self._lock:
             n = len(lines)
-            running = sum(j is not None for j in self._jvms)
-            wanted = max(running, self.jvms_for(n))  # running JVMs are all used
-            n_workers = self._plan(wanted)
+            wanted = max(self._slots.running(), self.jvms_for(n))  # running JVMs are all used
+            n_workers = self._slots.plan(wanted)
             chunk = self.chunk_size or int(min(500, max(25, math.ceil(n / (4 * n_workers)))))
             batch = _Batch(lines, chunk, segment_labels(n, ids))
             self._run_workers(batch, n_workers, progress)
@@ -375,7 +278,7 @@ class Meteor:
             "chunk_size": chunk,
             "segment_scores": self.segment_scores,
             "aggregate": how,
-            "heaps": sorted(set(self._heaps[:n_workers])),
+            "heaps": sorted(set(self._slots.heaps[:n_workers])),
             "failures": list(batch.failures),
             "seconds": time.perf_counter() - t0,
         }
@@ -423,7 +326,7 @@ class Meteor:
                         bar.update(ev)
         except BaseException:  # KeyboardInterrupt: the JVMs are mid-batch; do not reuse them
             batch.abort.set()
-            self._kill_all()
+            self._slots.kill_all()
             raise
         finally:
             if bar is not None:
@@ -432,7 +335,7 @@ class Meteor:
             raise batch.fatal
         if batch.chunks or any(v is None for v in batch.values):
             why = "; ".join(batch.failures[-2:]) or "no worker JVM could run"
-            if self._closed:
+            if self.closed:
                 raise MeteorError(f"METEOR: the pool was closed during the run ({why})")
             raise MeteorError(
                 f"METEOR failed: {len(batch.failures)} JVM failure(s), at most {self.max_restarts} "
@@ -447,30 +350,31 @@ class Meteor:
         restarts = 0
         try:
             while batch.pending():
-                if self._closed:
+                if self.closed:
                     raise MeteorError("this Meteor pool is closed")
                 jvm = None
                 try:
-                    jvm = self._spawn(slot)
+                    jvm = self._slots.spawn(slot)
                     jvm.wait_ready(self.startup_timeout)  # holds no chunk while a JVM starts
                     self._feed(jvm, batch)
                     return
                 except SegmentOutOfMemory as exc:
-                    self._discard(slot, jvm)
+                    self._slots.discard(slot, jvm)
                     raise self._heap_error(slot, batch, exc.args[0]) from None
                 except JvmFailure as exc:
                     batch.failures.append(f"{jvm.describe() if jvm else f'worker {slot}'}: {exc}")
                     starting = jvm is not None and not jvm.ready
-                    memory = starting and jvm.memory_trouble() and self._heaps[slot] != self.fallback_heap
+                    heaps = self._slots.heaps
+                    memory = starting and jvm.memory_trouble() and heaps[slot] != self.fallback_heap
                     if jvm is not None:
-                        self._discard(slot, jvm)
+                        self._slots.discard(slot, jvm)
                     if memory:
                         log.warning(
                             "METEOR: a JVM could not get its -Xmx%s heap; retrying with -Xmx%s",
-                            self._heaps[slot],
+                            heaps[slot],
                             self.fallback_heap,
                         )
-                        self._heaps[slot] = self.fallback_heap
+                        heaps[slot] = self.fallback_heap
                         continue
                     restarts += 1
                     if restarts > self.max_restarts:
@@ -478,7 +382,7 @@ class Meteor:
                     if batch.pending():
                         log.warning("METEOR: %s; restarting the JVM and retrying", exc)
         except MeteorError as exc:  # java cannot run, a caption too long, or the pool was closed: no retry
-            if self._closed and not isinstance(exc, MeteorUnavailableError):
+            if self.closed and not isinstance(exc, MeteorUnavailableError):
                 exc = MeteorError(f"METEOR: the pool was closed during the run ({exc})")
             if batch.fatal is None:
                 batch.fatal = exc
@@ -538,7 +442,7 @@ class Meteor:
         batch.values[a:b] = values
 
     def _heap_error(self, slot: int, batch: _Batch, index: int) -> MeteorHeapError:
-        label, heap = batch.labels[index], self._heaps[slot]
+        label, heap = batch.labels[index], self._slots.heaps[slot]
         hyp_words, ref_words = segment_words(batch.lines[index])
         return MeteorHeapError(
             f"METEOR: the Java heap (-Xmx{heap}) ran out scoring {label} (its prediction has {hyp_words:,} "
@@ -561,11 +465,11 @@ class Meteor:
             expect, how = len(stats), "jar EVAL of every segment's statistics"
         failures = []
         for _attempt in range(1 + max(self.max_restarts, 0)):
-            running = [k for k, j in enumerate(self._jvms) if j is not None]
+            running = [k for k, j in enumerate(self._slots.jvms) if j is not None]
             slot = running[0] if running else 0
             jvm = None
             try:
-                jvm = self._spawn(slot)
+                jvm = self._slots.spawn(slot)
                 jvm.wait_ready(self.startup_timeout)
                 jvm.send(payload)
                 for _ in range(expect):
@@ -574,7 +478,7 @@ class Meteor:
             except JvmFailure as exc:
                 failures.append(f"{jvm.describe() if jvm else f'worker {slot}'}: {exc}")
                 if jvm is not None:
-                    self._discard(slot, jvm)
+                    self._slots.discard(slot, jvm)
         raise MeteorError(f"METEOR: the aggregate EVAL failed: {'; '.join(failures)}")
 
     def aggregate(self, stats) -> float:
@@ -582,30 +486,7 @@ class Meteor:
         s = meteor_summable_stats(stats)
         if s.ndim != 2 or not len(s):
             raise ValueError(f"expected (N, {STATS_LENGTH}) statistics, got shape {s.shape}")
-        if self._closed:
+        if self.closed:
             raise MeteorError("this Meteor pool is closed")
         with self._lock:
             return self._aggregate(s)[0]
-
-    def _kill_all(self) -> None:
-        with self._pool_lock:
-            jvms = [j for j in self._jvms if j is not None]
-            self._jvms[:] = [None] * len(self._jvms)
-        for j in jvms:
-            j.kill()
-
-
-def _close_all(jvms: list, grace: float = 2.0) -> None:
-    """End of input to every JVM at once (Meteor exits on it), then kill what is left after ``grace``."""
-    jvms = [j for j in list(jvms) if j is not None]
-    for j in jvms:
-        j.end_input()
-    deadline = time.monotonic() + grace
-    for j in jvms:
-        try:
-            j.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
-        except Exception:  # pragma: no cover - best effort at exit
-            pass
-        j.kill()

@@ -13,9 +13,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from toy_split import ToySplit  # noqa: E402
+
 from capeval_models import torch_training as tt  # noqa: E402
 from capeval_models.torch_training import (  # noqa: E402
-    ToySplit,
     TrainConfig,
     evaluate_loss,
     load_checkpoint,
@@ -200,7 +201,7 @@ def test_validation_callback(split):
 def _torchrun(tmp_path, *args):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "capeval_models.torch_training", "--synthetic", "--d-model", "32", "--batch-size", "16",
+           str(REPO / "tests" / "models" / "ddp_worker.py"), "--d-model", "32", "--batch-size", "16",
            "--checkpoint", str(tmp_path / "ddp.pt"), "--checkpoint-every", "10", *args]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from toy_split import ToySplit  # noqa: E402
+
 pytest.importorskip("matplotlib")
 
 from capeval_models.attention_maps import (  # noqa: E402
@@ -12,7 +15,6 @@ from capeval_models.attention_maps import (  # noqa: E402
     caption_attention_maps,
     plot_attention_maps,
 )
-from capeval_models.torch_training import ToySplit  # noqa: E402
 from capeval_models.transformer import END, CaptioningTransformer, greedy_decode, word_attention  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

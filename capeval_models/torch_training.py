@@ -59,6 +59,7 @@ class TrainConfig:
     resume: bool = True  # continue from `checkpoint` when it exists
     val_every: int | None = None  # steps between calls of val_fn (rank 0 only)
     progress: bool = False  # tqdm progress bar (rank 0 only)
+    label: str = "transformer"  # the progress bar's name, e.g. "transformer-drophead seed 1"
     device: str | None = None  # None: the process's GPU under torchrun with nccl, else CUDA if available, else CPU
     extra: dict = field(default_factory=dict)  # free-form, stored in checkpoints
 
@@ -187,7 +188,8 @@ def _check_architecture(model, saved: dict, path) -> None:
 
 
 def _new_history() -> dict:
-    return {"step": [], "loss": [], "lr": [], "grad_norm": [], "drophead": [], "val": []}
+    # the same keys as the numpy Trainer's history where they mean the same thing ("iteration", "loss", "val")
+    return {"iteration": [], "loss": [], "lr": [], "grad_norm": [], "drophead": [], "val": []}
 
 
 def _step_seed(seed: int, rank: int, step: int) -> int:
@@ -197,8 +199,9 @@ def _step_seed(seed: int, rank: int, step: int) -> int:
 def train_transformer(model: CaptioningTransformer, split, config: TrainConfig | None = None, *,
                       val_fn=None, callback=None) -> dict:
     """Train `model` on `split` (anything with sample_minibatch(batch_size, rng) -> dict(captions, features,
-    regions, ...)) for config.steps optimizer steps; returns the history dict (per step: step, loss, lr,
-    grad_norm, drophead; and val: [{"step": s, **val_fn(model)}] every val_every steps).
+    regions, ...)) for config.steps optimizer steps; returns the history dict (per step: iteration, loss, lr,
+    grad_norm, drophead; and val: [{"iteration": s, **val_fn(model)}] every val_every steps; the numpy
+    Trainer's keys).
 
     With config.checkpoint set, a checkpoint is written every checkpoint_every steps and at the end, and an
     existing one is resumed from (config.resume). Ctrl-C writes a checkpoint of the last finished step before
@@ -233,7 +236,7 @@ def train_transformer(model: CaptioningTransformer, split, config: TrainConfig |
     if config.progress and info.rank == 0 and start < config.steps:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.steps, initial=start, desc="transformer", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=config.steps, initial=start, desc=config.label, unit="step", dynamic_ncols=True)
     done = start
     try:
         for step in range(start, config.steps):
@@ -266,13 +269,13 @@ def train_transformer(model: CaptioningTransformer, split, config: TrainConfig |
                 loss_value /= info.world_size
             loss_value = float(loss_value)
             done = step + 1
-            history["step"].append(done)
+            history["iteration"].append(done)
             history["loss"].append(loss_value)
             history["lr"].append(lr)
             history["grad_norm"].append(float(grad_norm))
             history["drophead"].append(p_drop)
             if val_fn is not None and config.val_every and done % config.val_every == 0 and info.rank == 0:
-                history["val"].append({"step": done, **val_fn(model)})
+                history["val"].append({"iteration": done, **val_fn(model)})
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}")

@@ -13,16 +13,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-REPEAT_N = 3  # trigrams: bigrams like "a red" repeat in good captions; a repeated trigram rarely does
+REPEAT_NS = (2, 3)  # "yellow circle" twice is a repeated bigram; "a red" also repeats in good captions, so
+# the references' share is printed beside every model's, and trigrams (rarely repeated by references) too
 
 
-def has_repeated_ngram(caption: str, n: int = REPEAT_N) -> bool:
+def has_repeated_ngram(caption: str, n: int) -> bool:
     words = caption.split()
     counts = Counter(tuple(words[i: i + n]) for i in range(len(words) - n + 1))
     return any(c > 1 for c in counts.values())
 
 
-def repeated_ngram_share(captions: Iterable[str], n: int = REPEAT_N) -> float:
+def repeated_ngram_share(captions: Iterable[str], n: int) -> float:
     captions = list(captions)
     return sum(has_repeated_ngram(c, n) for c in captions) / max(1, len(captions))
 
@@ -54,10 +55,15 @@ def wrong_shape_share(preds: Mapping[str, str], references: Mapping[str, list[st
 
 
 def caption_quality(preds: Mapping[str, str], references: Mapping[str, list[str]], shapes: bool) -> dict:
-    """{"repeated_ngram": share, "wrong_shape": share or None} of one system on one split."""
-    return {"repeated_ngram": repeated_ngram_share(preds.values()),
-            "wrong_shape": wrong_shape_share(preds, references) if shapes else None}
+    """{"repeated_2gram": share, "repeated_3gram": share, "wrong_shape": share or None} of one system."""
+    out = {f"repeated_{n}gram": repeated_ngram_share(preds.values(), n) for n in REPEAT_NS}
+    out["wrong_shape"] = wrong_shape_share(preds, references) if shapes else None
+    return out
 
 
-def reference_repeated_share(references: Mapping[str, list[str]]) -> float:
-    return repeated_ngram_share(c for caps in references.values() for c in caps)
+def reference_quality(references: Mapping[str, list[str]]) -> dict:
+    """The references' own repeated n-gram shares (every reference caption counted), the yardstick."""
+    from .data.vocab import simple_split
+
+    captions = [simple_split(c) for caps in references.values() for c in caps]  # as the models write them
+    return {f"repeated_{n}gram": repeated_ngram_share(captions, n) for n in REPEAT_NS}

@@ -115,10 +115,11 @@ def findings_text(summary: dict) -> list[str]:
             f"p = {c['p_value_sign_flip']:.3f} (smallest possible {c['smallest_possible_p']:.3f}): {c['verdict']}.")
     quality = summary.get("caption_quality") or {}
     for split, by_system in (quality.get("systems") or {}).items():
-        ref = quality.get("references", {}).get(split)
-        parts = [f"{s} {100 * q['repeated_ngram']:.0f}%" for s, q in by_system.items()]
-        out.append(f"{split}: captions with a repeated word trigram: " + ", ".join(parts)
-                   + (f" (references: {100 * ref:.0f}%)." if ref is not None else "."))
+        ref = quality.get("references", {}).get(split, {})
+        parts = [f"{s} {100 * q['repeated_2gram']:.0f}% / {100 * q['repeated_3gram']:.0f}%" for s, q in by_system.items()]
+        out.append(f"{split}: captions with a repeated word bigram / trigram: " + ", ".join(parts)
+                   + (f" (references: {100 * ref['repeated_2gram']:.0f}% / {100 * ref['repeated_3gram']:.0f}%)."
+                      if ref else "."))
         wrong = [f"{s} {100 * q['wrong_shape']:.0f}%" for s, q in by_system.items() if q.get("wrong_shape") is not None]
         if wrong:
             out.append(f"{split}: captions naming a shape that no reference of the image names: "

@@ -400,14 +400,13 @@ def _seed_results(config: RunConfig, refs: dict) -> dict:
 
 
 def _caption_quality(config: RunConfig, refs: dict, preds: dict) -> dict:
-    """Repeated-trigram and wrong-shape shares per split and system (the shapes dataset only for shapes)."""
-    from .analysis import caption_quality, reference_repeated_share
+    """Repeated-n-gram and wrong-shape shares per split and system (the shapes dataset only for shapes)."""
+    from .analysis import caption_quality, reference_quality
 
     shapes = config.data is None
     return {"systems": {split: {system: caption_quality(p, refs[split], shapes) for system, p in by_system.items()}
                         for split, by_system in preds.items()},
-            "references": {split: reference_repeated_share(refs[split]) for split in preds},
-            "n": 3}
+            "references": {split: reference_quality(refs[split]) for split in preds}}
 
 
 def score(config: RunConfig, data: dict | None = None) -> dict:

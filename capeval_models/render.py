@@ -184,19 +184,24 @@ def _findings_section(summary: dict) -> list[str]:
 
 def _quality_section(summary: dict, colors: dict) -> list[str]:
     quality = summary.get("caption_quality") or {}
-    body = ["<p>Share of captions with a repeated word trigram (\"a yellow circle a large yellow circle\") and "
-            "of captions naming a shape that no reference of the image names. CIDEr-D can be high while both "
-            "are: each n-gram of a repeated phrase still matches a reference.</p>"]
+    body = ["<p>Share of captions with a repeated word bigram or trigram (\"a yellow circle a large yellow "
+            "circle\" repeats \"yellow circle\") and of captions naming a shape that no reference of the image "
+            "names. CIDEr-D can be high while both are: each n-gram of a repeated phrase still matches a "
+            "reference. The references' own shares are the yardstick (\"a red square and a red circle\" "
+            "repeats \"a red\").</p>"]
     for split, by_system in (quality.get("systems") or {}).items():
         ref = quality.get("references", {}).get(split)
         body.append(f"<h3>{html.escape(split)}</h3><table class=\"quality\"><thead><tr><th>System</th>"
-                    "<th>repeated trigram (%)</th><th>wrong shape named (%)</th></tr></thead><tbody>")
+                    "<th>repeated bigram (%)</th><th>repeated trigram (%)</th><th>wrong shape named (%)</th>"
+                    "</tr></thead><tbody>")
         for system, q in by_system.items():
             wrong = "-" if q.get("wrong_shape") is None else f"{100 * q['wrong_shape']:.1f}"
             body.append(f'<tr><td>{_swatch(colors, system)}{html.escape(system)}</td>'
-                        f'<td class="num">{100 * q["repeated_ngram"]:.1f}</td><td class="num">{wrong}</td></tr>')
-        if ref is not None:
-            body.append(f'<tr><td><i>references</i></td><td class="num">{100 * ref:.1f}</td><td>-</td></tr>')
+                        f'<td class="num">{100 * q["repeated_2gram"]:.1f}</td>'
+                        f'<td class="num">{100 * q["repeated_3gram"]:.1f}</td><td class="num">{wrong}</td></tr>')
+        if ref:
+            body.append(f'<tr><td><i>references</i></td><td class="num">{100 * ref["repeated_2gram"]:.1f}</td>'
+                        f'<td class="num">{100 * ref["repeated_3gram"]:.1f}</td><td>-</td></tr>')
         body.append("</tbody></table>")
     return body
 

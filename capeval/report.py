@@ -469,6 +469,10 @@ class Report:
     def charts(self) -> dict[str, bytes]:
         """PNG charts (name -> bytes): rank metric with CIs, all metrics, categories; {} without matplotlib.
         Each system has one colour in every chart (:meth:`system_colors`); legends sit outside the axes."""
+        return {name: _png(fig) for name, fig in self.chart_figures().items()}
+
+    def chart_figures(self) -> dict:
+        """The charts as matplotlib Figures (name -> Figure), what :meth:`charts` renders; {} without matplotlib."""
         try:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure
@@ -500,7 +504,7 @@ class Report:
             ax.set_yticks(y, systems)
             ax.set_xlabel(f"{_display(self.rank_by)} ({scale})")
             ax.set_title(f"{split}: {_display(self.rank_by)}" + (" with 95% CI" if err is not None and self.ci and self.ci["alpha"] == 0.05 else ""))
-            charts[f"{split}-{self.rank_by}"] = _png(fig)
+            charts[f"{split}-{self.rank_by}"] = fig
             # 2. every metric, grouped by system
             others = [k for k in self.metrics if k != self.rank_by]
             if others:
@@ -515,7 +519,7 @@ class Report:
                 ax.set_ylabel(f"score ({scale})")
                 ax.set_title(f"{split}: all metrics")
                 legend(fig, systems)
-                charts[f"{split}-metrics"] = _png(fig)
+                charts[f"{split}-metrics"] = fig
             # 3. the ranking metric by category
             cats = self.category_table(split)
             if not cats.empty:
@@ -532,7 +536,7 @@ class Report:
                 ax.set_ylabel(f"{_display(self.rank_by)} ({scale})")
                 ax.set_title(f"{split}: {_display(self.rank_by)} by category (images)")
                 legend(fig, cat_systems)
-                charts[f"{split}-categories"] = _png(fig)
+                charts[f"{split}-categories"] = fig
         return charts
 
     def to_html(self) -> str:

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import MODELS, SPLITS, ConfigMismatch, RunConfig, check_config, load_config
+from .data_spec import load_data
 from .files import read_json, write_json, write_report_files
 from .findings import BASELINE, findings_text, summarize, summary_table
 from .models import get_model
@@ -95,58 +96,6 @@ class Timer:
 
 # ----------------------------------------------------------------------------------------------------------
 # data
-
-
-def load_data(config: RunConfig) -> dict:
-    """{"train", "val"[, "nice"]} CaptionSplits.
-
-    config.data None: the embedded shapes dataset (``load_embedded(config.data_seed, config.sizes)``).
-    Otherwise a path to a CS231n ``coco_captioning`` directory, or to a JSON spec (paths relative to it):
-
-        {"format": "cs231n", "dir": "coco_captioning", "max_train": 50000, "annotations": [...]}
-        {"format": "karpathy", "dataset": "dataset_coco.json", "features": "feats.npz"}
-        {"format": "coco", "train": {"annotations": "...", "features": "..."}, "val": {...}}
-
-    each optionally with "nice": {"csv": "nice-val-5k.csv", "features": "nice_feats.npz"} (read with the
-    training vocabulary). Karpathy's "test" split is used as "val" when there is no "val".
-    """
-    from . import data as D
-
-    if config.data is None:
-        return D.load_embedded(seed=config.data_seed, sizes=config.sizes, progress=config.progress)
-    path = Path(config.data)
-    if path.is_dir():
-        spec, base = {"format": "cs231n", "dir": str(path)}, path.parent
-    else:
-        spec, base = read_json(path), path.parent
-
-    def p(value):
-        return value if value is None or Path(value).is_absolute() else str(base / value)
-
-    fmt = spec.get("format")
-    if fmt == "cs231n":
-        anns = spec.get("annotations")
-        anns = [p(a) for a in anns] if anns else None
-        splits = D.load_cs231n_coco(p(spec["dir"]), max_train=spec.get("max_train"), annotations=anns,
-                                    pca_features=spec.get("pca_features", True))
-    elif fmt == "karpathy":
-        splits = D.load_karpathy(p(spec["dataset"]), p(spec["features"]))
-        if "val" not in splits and "test" in splits:
-            splits["val"] = splits["test"]
-    elif fmt == "coco":
-        train = D.load_coco_annotations(p(spec["train"]["annotations"]), p(spec["train"]["features"]), name="train")
-        val = D.load_coco_annotations(p(spec["val"]["annotations"]), p(spec["val"]["features"]), name="val",
-                                      vocab=train.vocab)
-        splits = {"train": train, "val": val}
-    else:
-        raise ValueError(f"{path}: unknown data format {fmt!r} (expected cs231n, karpathy or coco)")
-    if spec.get("nice"):
-        nice = spec["nice"]
-        splits["nice"] = D.load_nice(p(nice["csv"]), p(nice["features"]), name="nice", vocab=splits["train"].vocab)
-    missing = [s for s in ("train", "val") if s not in splits]
-    if missing:
-        raise ValueError(f"{path}: the data has no {missing} split")
-    return {k: splits[k] for k in ("train", "val", "nice") if k in splits}
 
 
 def scored_splits(config: RunConfig, data: dict) -> list[str]:

@@ -78,3 +78,18 @@ def test_quick_run_on_real_formats(tmp_path, make_spec, capsys):
     for section in ("data", "leaderboard", "findings", "samples", "training", "drophead"):
         assert f'id="{section}"' in html
     assert str(spec_path) in html  # the title names the data
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"format": "flickr"}, "unknown data format 'flickr'"),
+    ({"format": "karpathy", "dataset": "dataset_coco.json"}, "the karpathy spec needs 'features'"),
+    ({"format": "coco", "train": {"annotations": "a.json", "features": "f.npz"}, "val": {"features": "f.npz"}},
+     "the coco spec needs val.'annotations'"),
+    ([1, 2], "a data spec is a JSON object"),
+])
+def test_a_bad_data_spec_is_refused_naming_the_file(tmp_path, capsys, spec, message):
+    spec_path = tmp_path / "data.json"
+    spec_path.write_text(json.dumps(spec))
+    assert main(["run", "--quick", "--data", str(spec_path), "--out", str(tmp_path / "run"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert f"{spec_path}: " in err and message in err

@@ -15,6 +15,7 @@ import pytest
 
 import capeval
 from capeval.formats import read_predictions, read_references
+from capeval.stats import bootstrap_ci
 from capeval_models import pipeline as P
 from capeval_models.cli import main
 from capeval_models.models import HISTORY_KEYS
@@ -104,10 +105,13 @@ def test_report_scores_equal_capeval_of_saved_files(quick_run):
             result = capeval.evaluate(refs, preds, metrics=["bleu", "rouge_l", "cider_d"])
             assert s["raw_scores"] == result.scores, (split, s["system"])
             assert s["signature"] == result.signature
+            intervals = bootstrap_ci(result, n_resamples=100) if s["system"] == "lstm" else None
             for key, value in result.scores.items():
                 assert s["scores"][key] == pytest.approx(100 * value, abs=1e-9)
                 low, high = s["ci"][key]
                 assert low <= 100 * value + 1e-9 and 100 * value - 1e-9 <= high
+                if intervals is not None:  # the report's interval is capeval.stats' (same resamples, seed)
+                    assert [low, high] == pytest.approx([100 * intervals[key].low, 100 * intervals[key].high])
             row = next(r for r in csv_rows if r["split"] == split and r["system"] == s["system"])
             assert float(row["CIDEr-D"]) == pytest.approx(100 * result.scores["CIDEr-D"], abs=1e-5)
     summary = json.loads((out / "summary.json").read_text())

@@ -14,6 +14,7 @@ from capeval_models.attention_maps import (  # noqa: E402
     attention_figure,
     caption_attention_maps,
     plot_attention_maps,
+    upsample,
 )
 from capeval_models.transformer import END, CaptioningTransformer, greedy_decode, word_attention  # noqa: E402
 
@@ -115,3 +116,12 @@ def test_caption_attention_maps_end_to_end(split, tmp_path):
     assert no_file["path"] is None and no_file["words"] == no_file["caption"].split()  # greedy, no <END>
     with pytest.raises(ValueError):
         caption_attention_maps(model, split.regions[:2])
+
+
+def test_upsample_is_bilinear_between_cell_centres():
+    # a 2x2 grid over 4x4 pixels: cell centres sit at pixels 0.5 and 2.5, so pixel centres 0..3 map to grid
+    # coordinates -0.25 (clamped to 0), 0.25, 0.75, 1.25 (clamped to 1)
+    up = upsample(np.array([[0.0, 1.0], [2.0, 3.0]]), 4, 4)
+    np.testing.assert_allclose(up[0], [0.0, 0.25, 0.75, 1.0])
+    np.testing.assert_allclose(up[:, 0], [0.0, 0.5, 1.5, 2.0])
+    np.testing.assert_allclose(up[3], [2.0, 2.25, 2.75, 3.0])

@@ -48,6 +48,15 @@ NO_CATEGORY = "(none)"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
+def system_colors(systems) -> dict[str, str]:
+    """One fixed colour per system, by the order the systems were first given (never by rank), so a system
+    keeps its colour in every chart and every split."""
+    colors: dict[str, str] = {}
+    for name in systems:
+        colors.setdefault(str(name), PALETTE[len(colors) % len(PALETTE)])
+    return colors
+
+
 def _display(key: str) -> str:
     return display_name(key)
 
@@ -342,6 +351,11 @@ class Report:
     def splits(self) -> list[str]:
         return list(self.details)
 
+    def system_colors(self) -> dict[str, str]:
+        """{system: colour} in the order the systems were added (the same colour in every chart)."""
+        order = [system for _, system in self.results] or list(self.leaderboard["system"])
+        return system_colors(order)
+
     def table(self, split: str | None = None):
         """The leaderboard of one split, indexed by rank (the first split by default)."""
         split = split or self.splits[0]
@@ -441,19 +455,32 @@ class Report:
         return "\n".join(out)
 
     def charts(self) -> dict[str, bytes]:
-        """PNG charts (name -> bytes): rank metric with CIs, all metrics, categories; {} without matplotlib."""
+        """PNG charts (name -> bytes): rank metric with CIs, all metrics, categories; {} without matplotlib.
+        Each system has one colour in every chart (:meth:`system_colors`); legends sit outside the axes."""
+        return {name: _png(fig) for name, fig in self.chart_figures().items()}
+
+    def chart_figures(self) -> dict:
+        """The charts as matplotlib Figures (name -> Figure), what :meth:`charts` renders; {} without matplotlib."""
         try:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure
+            from matplotlib.patches import Patch
         except ImportError:
             return {}
+        palette = self.system_colors()
+
+        def legend(fig, names):
+            handles = [Patch(color=palette[n], label=n) for n in names]
+            fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
+
         charts = {}
+        scale = f"x{self.scale:g}"
         for split in self.splits:
             table = self.table(split).reset_index()
             systems = [str(s) for s in table["system"]]
-            colors = [PALETTE[i % len(PALETTE)] for i in range(len(systems))]
-            # 1. the ranking metric with its intervals
-            fig = Figure(figsize=(7.5, 0.6 + 0.45 * len(systems) + 0.8), dpi=100)
+            colors = [palette[s] for s in systems]
+            # 1. the ranking metric with its intervals (systems are named on the axis: no legend needed)
+            fig = Figure(figsize=(7.5, 0.6 + 0.45 * len(systems) + 0.8), dpi=100, layout="constrained")
             FigureCanvasAgg(fig)
             ax = fig.add_subplot()
             values = table[self.rank_by].to_numpy(dtype=float)
@@ -463,62 +490,58 @@ class Report:
                 err = np.vstack([values - table[f"{self.rank_by}_low"].to_numpy(float), table[f"{self.rank_by}_high"].to_numpy(float) - values])
             ax.barh(y, values, color=colors, xerr=err, capsize=4)
             ax.set_yticks(y, systems)
-            ax.set_xlabel(f"{_display(self.rank_by)} (x{self.scale:g})")
+            ax.set_xlabel(f"{_display(self.rank_by)} ({scale})")
             ax.set_title(f"{split}: {_display(self.rank_by)}" + (" with 95% CI" if err is not None and self.ci and self.ci["alpha"] == 0.05 else ""))
-            fig.tight_layout()
-            charts[f"{split}-{self.rank_by}"] = _png(fig)
+            charts[f"{split}-{self.rank_by}"] = fig
             # 2. every metric, grouped by system
             others = [k for k in self.metrics if k != self.rank_by]
             if others:
-                fig = Figure(figsize=(8, 3.8), dpi=100)
+                fig = Figure(figsize=(9, 3.8), dpi=100, layout="constrained")
                 FigureCanvasAgg(fig)
                 ax = fig.add_subplot()
                 width = 0.8 / max(len(systems), 1)
                 x = np.arange(len(others))
-                for j, system in enumerate(systems):
-                    ax.bar(x + j * width - 0.4 + width / 2, table[others].iloc[j].to_numpy(float), width, label=system, color=colors[j])
+                for j in range(len(systems)):
+                    ax.bar(x + j * width - 0.4 + width / 2, table[others].iloc[j].to_numpy(float), width, color=colors[j])
                 ax.set_xticks(x, [_display(k) for k in others])
-                ax.set_ylabel(f"score (x{self.scale:g})")
+                ax.set_ylabel(f"score ({scale})")
                 ax.set_title(f"{split}: all metrics")
-                ax.legend(fontsize=8, ncols=min(len(systems), 4))
-                fig.tight_layout()
-                charts[f"{split}-metrics"] = _png(fig)
+                legend(fig, systems)
+                charts[f"{split}-metrics"] = fig
             # 3. the ranking metric by category
             cats = self.category_table(split)
             if not cats.empty:
-                fig = Figure(figsize=(8, 3.8), dpi=100)
+                fig = Figure(figsize=(9, 3.8), dpi=100, layout="constrained")
                 FigureCanvasAgg(fig)
                 ax = fig.add_subplot()
                 names = list(cats.index)
                 x = np.arange(len(names))
-                cat_systems = [c for c in cats.columns if c != "n_images"]
+                cat_systems = [str(c) for c in cats.columns if c != "n_images"]
                 width = 0.8 / max(len(cat_systems), 1)
                 for j, system in enumerate(cat_systems):
-                    color = colors[systems.index(str(system))] if str(system) in systems else PALETTE[j % len(PALETTE)]
-                    ax.bar(x + j * width - 0.4 + width / 2, cats[system].to_numpy(float), width, label=str(system), color=color)
+                    ax.bar(x + j * width - 0.4 + width / 2, cats[system].to_numpy(float), width, color=palette.get(system, PALETTE[j % len(PALETTE)]))
                 ax.set_xticks(x, [f"{c}\n({int(n)})" for c, n in zip(names, cats["n_images"])], fontsize=8)
-                ax.set_ylabel(f"{_display(self.rank_by)} (x{self.scale:g})")
-                ax.set_title(f"{split}: {_display(self.rank_by)} by category")
-                ax.legend(fontsize=8, ncols=min(len(cat_systems), 4))
-                fig.tight_layout()
-                charts[f"{split}-categories"] = _png(fig)
+                ax.set_ylabel(f"{_display(self.rank_by)} ({scale})")
+                ax.set_title(f"{split}: {_display(self.rank_by)} by category (images)")
+                legend(fig, cat_systems)
+                charts[f"{split}-categories"] = fig
         return charts
 
     def to_html(self) -> str:
         esc = html.escape
+        parts = [html_head(self.title), f"<h1>{esc(self.title)}</h1>", self.html_sections(), "</body></html>"]
+        return "\n".join(parts)
+
+    def html_sections(self, heading_level: int = 2) -> str:
+        """The report's body as HTML (meta lines, one section per split, notes) with its charts embedded as
+        base64 PNGs: what :meth:`to_html` wraps in a page, and what a larger report can embed."""
+        esc = html.escape
+        h, h_sub = f"h{heading_level}", f"h{heading_level + 1}"
         charts = self.charts()
-        parts = [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{esc(self.title)}</title>",
-            f"<style>{_CSS}</style></head><body>",
-            f"<h1>{esc(self.title)}</h1>",
-        ]
-        parts += [f'<p class="meta">{esc(line)}</p>' for line in self._header_lines()]
+        parts = [f'<p class="meta">{esc(line)}</p>' for line in self._header_lines()]
         for split in self.splits:
             info = self.details[split]
-            parts.append(f'<section class="split" id="split-{esc(split)}"><h2>{esc(split)} <small>({info["n_images"]} images)</small></h2>')
+            parts.append(f'<section class="split" id="split-{esc(split)}"><{h}>{esc(split)} <small>({info["n_images"]} images)</small></{h}>')
             parts.append('<table class="leaderboard"><thead><tr><th>Rank</th><th>System</th>')
             parts += [f"<th>{esc(_display(k))}</th>" for k in self.metrics]
             parts.append("</tr></thead><tbody>")
@@ -538,7 +561,7 @@ class Report:
             cats = self.category_table(split)
             if not cats.empty:
                 systems = [c for c in cats.columns if c != "n_images"]
-                parts.append(f"<h3>{esc(_display(self.rank_by))} by category</h3>")
+                parts.append(f"<{h_sub}>{esc(_display(self.rank_by))} by category</{h_sub}>")
                 parts.append('<table class="categories"><thead><tr><th>Category</th><th>Images</th>')
                 parts += [f"<th>{esc(str(s))}</th>" for s in systems]
                 parts.append("</tr></thead><tbody>")
@@ -548,10 +571,9 @@ class Report:
                 parts.append("</tbody></table>")
             parts.append(f'<p class="signature">Signature: <code>{esc(info["signature"])}</code></p></section>')
         if self.notes:
-            parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>")
+            parts.append(f"<{h}>Notes</{h}><ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>")
         if not charts:
             parts.append('<p class="meta">Charts need matplotlib (pip install "capeval[report]").</p>')
-        parts.append("</body></html>")
         return "\n".join(parts)
 
     def write(self, out_dir, formats: Sequence[str] = ("md", "html", "csv", "json"), stem: str = "leaderboard") -> dict[str, Path]:
@@ -598,6 +620,17 @@ def report_file_names(stem: str = "leaderboard") -> list[str]:
     return [f"{stem}.md", f"{stem}.html", f"{stem}.csv", f"{stem}_categories.csv", f"{stem}.json"]
 
 
+def html_head(title: str, extra_css: str = "") -> str:
+    """The page's opening (doctype, charset, title, the report's CSS) up to and including <body>."""
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{_CSS}{extra_css}</style></head><body>",
+    ])
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -622,4 +655,4 @@ p.meta{color:#555;margin:.2rem 0}p.signature code{font-size:.8rem;word-break:bre
 """
 
 
-__all__ = ["Leaderboard", "Report", "build_report"]
+__all__ = ["PALETTE", "Leaderboard", "Report", "build_report", "html_head", "report_file_names", "system_colors"]

@@ -6,6 +6,8 @@
 * PyTorch: :class:`CaptioningTransformer` with DropHead, greedy and beam decoding, and per-word
   attention maps (``capeval_models.transformer``, ``capeval_models.torch_training``,
   ``capeval_models.attention_maps``);
+* a model registry (``capeval_models.models``: build, train, load, caption for rnn, lstm, transformer,
+  transformer-drophead and the most-frequent-caption baseline) that ``capeval-models run`` orchestrates;
 * data: an embedded offline dataset with a zero-shot "nice" split and loaders for the real formats
   (``capeval_models.data``).
 
@@ -29,7 +31,9 @@ _EXPORTS = {
     "TrainConfig": "capeval_models.torch_training",
     "train_transformer": "capeval_models.torch_training",
     "caption_attention_maps": "capeval_models.attention_maps",
-    "RunConfig": "capeval_models.pipeline",
+    "RunConfig": "capeval_models.config",
+    "ModelSpec": "capeval_models.models",
+    "get_model": "capeval_models.models",
     "run": "capeval_models.pipeline",
     "load_embedded": "capeval_models.data",
     "CaptionSplit": "capeval_models.data",

@@ -1,8 +1,11 @@
 """Per-word attention maps: where the caption decoder looked in the image for each word it generated.
 
 For every generated word, the decoder's cross-attention weights over the image memory (averaged over heads,
-last decoder layer unless asked otherwise) are reshaped to the region grid, upsampled over the image and drawn
-as a heat map; one panel per word, titled with the word; saved as a PNG (written atomically).
+last decoder layer unless asked otherwise) are reshaped to the region grid and upsampled over the image. The
+figure shows the plain image first, then one panel per word, titled with the word: the image itself, darkened
+where the word did not attend (an alpha mask: the attended objects keep their true colours, so a reader can
+check a colour word against the picture), a contour at half the word's largest weight, and one colour bar for
+every panel. Saved as a PNG (written atomically).
 
 With a global memory (one token per image) every word attends to that single token with weight 1.0: the maps
 carry no information, and the figure says so in its title.
@@ -38,11 +41,30 @@ def _grid_shape(n_tokens: int, grid_shape) -> tuple[int, int]:
     return side, side
 
 
+def upsample(heat: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of a (gh, gw) grid to (height, width), cell centres at pixel centres."""
+    gh, gw = heat.shape
+    ys = np.clip((np.arange(height) + 0.5) * gh / height - 0.5, 0, gh - 1)
+    xs = np.clip((np.arange(width) + 0.5) * gw / width - 0.5, 0, gw - 1)
+    rows = np.stack([np.interp(xs, np.arange(gw), r) for r in heat])  # (gh, width)
+    return np.stack([np.interp(ys, np.arange(gh), c) for c in rows.T], axis=1)  # (height, width)
+
+
+def _dimming_colormap():
+    """Attention 0 -> black at 75% opacity, the largest weight -> fully transparent: attended pixels keep
+    their own colours (no hue is blended in, a red diamond stays red), the rest is darkened."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("dim", [(0, 0, 0, 0.75), (0, 0, 0, 0.0)])
+
+
 def attention_figure(words, weights, *, image=None, grid_shape=None, title: str | None = None,
-                     ncols: int = 5, cmap: str = "jet", alpha: float = 0.5) -> Figure:
-    """A figure with one panel per word. weights (L, S): attention of word l over the S memory tokens.
-    image (H, W, 3) uint8 or None (then the heat map is drawn alone on the region grid). One colour scale
-    for all panels (0 to the largest weight), so panels compare."""
+                     ncols: int = 5) -> Figure:
+    """The plain image, then one panel per word. weights (L, S): attention of word l over the S memory
+    tokens. With an image (H, W, 3) uint8 the image is drawn unchanged and darkened where the word did not
+    look (an alpha mask, so object colours stay recognisable), with a contour at half the word's largest
+    weight; without one the weights are drawn alone on the region grid. One scale for all panels (0 to the
+    largest weight) and a colour bar, so panels compare."""
     weights = np.asarray(weights, dtype=np.float64)
     words = [str(w) for w in words]
     if weights.ndim != 2 or weights.shape[0] != len(words):
@@ -50,24 +72,39 @@ def attention_figure(words, weights, *, image=None, grid_shape=None, title: str 
     L, S = weights.shape
     gh, gw = _grid_shape(S, grid_shape)
     vmax = max(float(weights.max()) if weights.size else 1.0, 1e-12)
-    ncols = max(1, min(ncols, L))
-    nrows = max(1, math.ceil(L / ncols))
-    fig = Figure(figsize=(2.3 * ncols, 2.3 * nrows + 0.8), layout="constrained")
+    panels = L + (image is not None)
+    ncols = max(1, min(ncols, panels))
+    nrows = max(1, math.ceil(panels / ncols))
+    fig = Figure(figsize=(2.3 * ncols + 0.9, 2.3 * nrows + 0.8), layout="constrained")
     FigureCanvasAgg(fig)
+    img = None if image is None else np.asarray(image)
+    first = 1
+    if img is not None:
+        ax = fig.add_subplot(nrows, ncols, 1)
+        ax.imshow(img)
+        ax.set_title("image", fontsize=11, style="italic")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        first = 2
+    mappable = None
     for i, (word, row) in enumerate(zip(words, weights)):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
+        ax = fig.add_subplot(nrows, ncols, i + first)
         heat = row.reshape(gh, gw)
-        if image is not None:
-            img = np.asarray(image)
+        if img is not None:
             H, W = img.shape[:2]
-            ax.imshow(img, extent=(0, W, H, 0))
-            ax.imshow(heat, cmap=cmap, alpha=alpha, vmin=0.0, vmax=vmax, extent=(0, W, H, 0),
-                      interpolation="bilinear" if S > 1 else "nearest")
+            ax.imshow(img)
+            smooth = upsample(heat, H, W) if S > 1 else np.full((H, W), heat[0, 0])
+            mappable = ax.imshow(smooth, cmap=_dimming_colormap(), vmin=0.0, vmax=vmax)
+            if S > 1 and np.ptp(smooth) > 0:
+                ax.contour(smooth, levels=[0.5 * float(row.max())], colors="white", linewidths=1.2)
         else:
-            ax.imshow(heat, cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest")
+            mappable = ax.imshow(heat, cmap="viridis", vmin=0.0, vmax=vmax, interpolation="nearest")
         ax.set_title(word, fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])
+    if mappable is not None:
+        bar = fig.colorbar(mappable, ax=fig.get_axes(), shrink=0.8, pad=0.02)
+        bar.set_label("attention weight" + (" (dark: not attended)" if img is not None else ""), fontsize=8)
     heading = title or ""
     if S == 1:
         heading = f"{heading}\n{GLOBAL_MEMORY_NOTE}" if heading else GLOBAL_MEMORY_NOTE

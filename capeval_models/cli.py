@@ -4,7 +4,7 @@
     capeval-models train --model lstm [--seed 1]      one model (resumes from its checkpoint)
     capeval-models predict [--system S] [--split val]  caption with trained models (and the baseline)
     capeval-models attention [--images 3]              per-word attention figures of the Transformer
-    capeval-models score                               leaderboard.* and summary.* from the saved files
+    capeval-models score                               report.html, leaderboard.*, summary.* from the saved files
 
 Every step works on one output folder (--out); its config.json fixes the configuration, so the step
 commands take only --out (and their own options) once the folder exists. Exit codes: 0 success, 1 error,
@@ -18,6 +18,7 @@ import sys
 from dataclasses import replace
 
 from . import pipeline as P
+from .models import get_model
 
 _TUNABLE = {  # flag -> config field, for the settings worth changing from the command line
     "seed": "seed", "data_seed": "data_seed", "rnn_iterations": "rnn_iterations",
@@ -100,7 +101,8 @@ def main(argv=None) -> int:
         if args.command == "run":
             summary = P.run(_config(args), fresh=args.fresh)
             P.print_summary(summary)
-            print(f"\nReport: {args.out}/summary.md, {args.out}/leaderboard.html (run.json: status complete)")
+            print(f"\nReport: {args.out}/report.html (one file, images embedded), {args.out}/summary.md "
+                  "(run.json: status complete)")
         elif args.command == "train":
             config = _config(args)
             if (config.out_dir / "config.json").exists():  # the folder's configuration wins
@@ -127,7 +129,8 @@ def main(argv=None) -> int:
                 if args.command == "predict":
                     names = args.system
                     if names is None:
-                        names = [s for s, m, _ in P.systems(config) if m is None or P.is_trained(config, m)]
+                        names = [s for s, m, _ in P.systems(config)
+                                 if not get_model(m).trained_by_run or P.is_trained(config, m)]
                     written = P.predict(config, data, names, args.split)
                     print(f"{len(written)} prediction files written under {config.out_dir / 'predictions'}")
                 else:

@@ -1,4 +1,4 @@
-"""Training curves as PNG: loss per iteration, and validation CIDEr-D per epoch, for several models.
+"""Training curves as PNG: loss per iteration, and validation CIDEr-D (x100) per epoch, for several models.
 
 ``histories`` maps a model name to ``{"loss": [...], "val": [{"epoch": e, "CIDEr-D": x, ...}, ...],
 "iterations_per_epoch": k}``: the form :mod:`capeval_models.pipeline` stores for every model. Uses
@@ -16,9 +16,16 @@ from matplotlib.figure import Figure
 
 from .attention_maps import save_figure
 
-__all__ = ["loss_figure", "val_figure", "plot_training_curves", "smooth"]
+__all__ = ["loss_figure", "plot_training_curves", "smooth", "val_figure"]
 
-COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def _colors(names, colors: Mapping[str, str] | None) -> dict[str, str]:
+    """The report's fixed colour per system (capeval.report.system_colors) unless given."""
+    from capeval.report import system_colors
+
+    fixed = system_colors(names)
+    return {n: (colors or {}).get(n, fixed[n]) for n in names}
 
 
 def smooth(values, window: int) -> np.ndarray:
@@ -32,9 +39,11 @@ def smooth(values, window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def loss_figure(histories: Mapping[str, Mapping], title: str = "Training loss") -> Figure:
+def loss_figure(histories: Mapping[str, Mapping], title: str = "Training loss",
+                colors: Mapping[str, str] | None = None) -> Figure:
     """One panel per model: the raw minibatch loss (light) and its moving average, against iterations."""
     names = [n for n in histories if histories[n].get("loss")]
+    palette = _colors(list(histories), colors)
     ncols = max(1, min(len(names), 4))
     nrows = max(1, math.ceil(len(names) / ncols))
     fig = Figure(figsize=(3.6 * ncols, 3.0 * nrows + 0.5), layout="constrained")
@@ -44,7 +53,7 @@ def loss_figure(histories: Mapping[str, Mapping], title: str = "Training loss") 
         loss = np.asarray(h["loss"], dtype=np.float64)
         it = np.arange(1, loss.size + 1)
         ax = fig.add_subplot(nrows, ncols, k + 1)
-        color = COLORS[k % len(COLORS)]
+        color = palette[name]
         ax.plot(it, loss, color=color, alpha=0.25, linewidth=0.8)
         ax.plot(it, smooth(loss, max(1, loss.size // 30)), color=color, linewidth=1.6)
         ax.set_title(name, fontsize=10)
@@ -56,32 +65,35 @@ def loss_figure(histories: Mapping[str, Mapping], title: str = "Training loss") 
 
 
 def val_figure(histories: Mapping[str, Mapping], *, baseline: float | None = None, metric: str = "CIDEr-D",
-               title: str | None = None) -> Figure:
-    """Validation ``metric`` (x1 scale) per epoch (fractional epochs: captions seen / training captions)."""
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+               title: str | None = None, colors: Mapping[str, str] | None = None, scale: float = 100) -> Figure:
+    """Validation ``metric`` per epoch (fractional epochs: captions seen / training captions), on the
+    report's scale (x100 by default, like every table); the legend sits outside the axes."""
+    fig = Figure(figsize=(7.4, 4.0), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for k, (name, h) in enumerate(histories.items()):
-        points = [(v["epoch"], v[metric]) for v in h.get("val", []) if metric in v]
+    palette = _colors(list(histories), colors)
+    for name, h in histories.items():
+        points = [(v["epoch"], scale * v[metric]) for v in h.get("val", []) if metric in v]
         if points:
             x, y = zip(*points)
-            ax.plot(x, y, marker="o", markersize=3, color=COLORS[k % len(COLORS)], label=name)
+            ax.plot(x, y, marker="o", markersize=3, color=palette[name], label=name)
     if baseline is not None:
-        ax.axhline(baseline, color="black", linestyle="--", linewidth=1, label="most frequent caption")
+        ax.axhline(scale * baseline, color="black", linestyle="--", linewidth=1, label="most frequent caption")
     ax.set_xlabel("epoch (passes over the training captions)")
-    ax.set_ylabel(f"val {metric}")
+    ax.set_ylabel(f"val {metric} (x{scale:g})")
     ax.set_title(title or f"Validation {metric} during training", fontsize=11)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig.legend(loc="outside right upper", fontsize=8, frameon=False)
     return fig
 
 
-def plot_training_curves(histories: Mapping[str, Mapping], out_dir, *, baseline: float | None = None) -> dict:
+def plot_training_curves(histories: Mapping[str, Mapping], out_dir, *, baseline: float | None = None,
+                         colors: Mapping[str, str] | None = None) -> dict:
     """Write ``loss.png`` and ``val_cider.png`` under ``out_dir``; returns {"loss": path, "val": path}."""
     from pathlib import Path
 
     out_dir = Path(out_dir)
     return {
-        "loss": save_figure(loss_figure(histories), out_dir / "loss.png"),
-        "val": save_figure(val_figure(histories, baseline=baseline), out_dir / "val_cider.png"),
+        "loss": save_figure(loss_figure(histories, colors=colors), out_dir / "loss.png"),
+        "val": save_figure(val_figure(histories, baseline=baseline, colors=colors), out_dir / "val_cider.png"),
     }

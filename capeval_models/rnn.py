@@ -17,11 +17,9 @@ import numpy as np
 from capeval._io import atomic_write
 
 from . import layers as L
+from .data.vocab import END, NULL, START, ids_to_text
 
 __all__ = ["CaptioningRNN"]
-
-_PARAM_SHAPES = ("W_proj", "b_proj", "W_embed", "Wx", "Wh", "b", "W_vocab", "b_vocab")
-
 
 class CaptioningRNN:
     """Caption decoder with a tanh RNN or an LSTM.
@@ -46,16 +44,16 @@ class CaptioningRNN:
     ):
         if cell_type not in ("rnn", "lstm"):
             raise ValueError(f'cell_type must be "rnn" or "lstm", not {cell_type!r}')
-        if "<NULL>" not in word_to_idx:
-            raise ValueError("word_to_idx must contain '<NULL>'")
+        if NULL not in word_to_idx:
+            raise ValueError(f"word_to_idx must contain {NULL!r}")
         self.cell_type = cell_type
         self.dtype = np.dtype(dtype)
         self.word_to_idx = dict(word_to_idx)
         self.idx_to_word = {i: w for w, i in self.word_to_idx.items()}
         self.input_dim, self.wordvec_dim, self.hidden_dim = int(input_dim), int(wordvec_dim), int(hidden_dim)
-        self._null = self.word_to_idx["<NULL>"]
-        self._start = self.word_to_idx.get("<START>")
-        self._end = self.word_to_idx.get("<END>")
+        self._null = self.word_to_idx[NULL]
+        self._start = self.word_to_idx.get(START)
+        self._end = self.word_to_idx.get(END)
 
         V, D, W, H = len(self.word_to_idx), self.input_dim, self.wordvec_dim, self.hidden_dim
         G = {"rnn": 1, "lstm": 4}[cell_type] * H
@@ -172,18 +170,9 @@ class CaptioningRNN:
 
     def decode(self, ids) -> list[str]:
         """Turn rows of ids into strings: stop at <END>, drop <NULL> and <START>."""
-        out = []
-        for row in np.atleast_2d(np.asarray(ids)):
-            words = []
-            for i in row:
-                i = int(i)
-                if i == self._end:
-                    break
-                if i in (self._null, self._start):
-                    continue
-                words.append(self.idx_to_word.get(i, "<UNK>"))
-            out.append(" ".join(words))
-        return out
+        skip = tuple(i for i in (self._null, self._start) if i is not None)
+        return [ids_to_text(row, self.idx_to_word, end_id=self._end, skip_ids=skip)
+                for row in np.atleast_2d(np.asarray(ids))]
 
     # ------------------------------------------------------------------------------------------------------
     def config(self) -> dict:

@@ -6,9 +6,8 @@ Single process:
     model = CaptioningTransformer(len(vocab.idx_to_word), split.features.shape[1])
     history = train_transformer(model, split, TrainConfig(steps=2000, checkpoint="runs/tf.pt"))
 
-Several processes (gloo on CPU, nccl on GPUs), same code; the command line runs a synthetic smoke task:
-
-    torchrun --standalone --nproc_per_node 2 -m capeval_models.torch_training --synthetic --steps 200
+Several processes (gloo on CPU, nccl on GPUs) run the same code under torchrun; tests/models/ddp_worker.py
+is a worked example (two processes on the synthetic task of tests/models/toy_split.py).
 
 Every step is seeded from (seed, rank, step): minibatch sampling and dropout depend on nothing else, so a run
 resumed from a checkpoint continues exactly as the uninterrupted run would have (same process count).
@@ -16,13 +15,9 @@ resumed from a checkpoint continues exactly as the uninterrupted run would have 
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import math
 import os
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,16 +25,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from capeval._io import atomic_write_bytes, atomic_write_text
+from capeval._io import atomic_write_bytes
 
 from .transformer import (
-    END,
     NULL,
-    START,
-    UNK,
     CaptioningTransformer,
     caption_loss,
-    greedy_decode,
     scheduled_drophead_rate,
 )
 
@@ -68,6 +59,7 @@ class TrainConfig:
     resume: bool = True  # continue from `checkpoint` when it exists
     val_every: int | None = None  # steps between calls of val_fn (rank 0 only)
     progress: bool = False  # tqdm progress bar (rank 0 only)
+    label: str = "transformer"  # the progress bar's name, e.g. "transformer-drophead seed 1"
     device: str | None = None  # None: the process's GPU under torchrun with nccl, else CUDA if available, else CPU
     extra: dict = field(default_factory=dict)  # free-form, stored in checkpoints
 
@@ -196,7 +188,8 @@ def _check_architecture(model, saved: dict, path) -> None:
 
 
 def _new_history() -> dict:
-    return {"step": [], "loss": [], "lr": [], "grad_norm": [], "drophead": [], "val": []}
+    # the same keys as the numpy Trainer's history where they mean the same thing ("iteration", "loss", "val")
+    return {"iteration": [], "loss": [], "lr": [], "grad_norm": [], "drophead": [], "val": []}
 
 
 def _step_seed(seed: int, rank: int, step: int) -> int:
@@ -206,8 +199,9 @@ def _step_seed(seed: int, rank: int, step: int) -> int:
 def train_transformer(model: CaptioningTransformer, split, config: TrainConfig | None = None, *,
                       val_fn=None, callback=None) -> dict:
     """Train `model` on `split` (anything with sample_minibatch(batch_size, rng) -> dict(captions, features,
-    regions, ...)) for config.steps optimizer steps; returns the history dict (per step: step, loss, lr,
-    grad_norm, drophead; and val: [{"step": s, **val_fn(model)}] every val_every steps).
+    regions, ...)) for config.steps optimizer steps; returns the history dict (per step: iteration, loss, lr,
+    grad_norm, drophead; and val: [{"iteration": s, **val_fn(model)}] every val_every steps; the numpy
+    Trainer's keys).
 
     With config.checkpoint set, a checkpoint is written every checkpoint_every steps and at the end, and an
     existing one is resumed from (config.resume). Ctrl-C writes a checkpoint of the last finished step before
@@ -242,7 +236,7 @@ def train_transformer(model: CaptioningTransformer, split, config: TrainConfig |
     if config.progress and info.rank == 0 and start < config.steps:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.steps, initial=start, desc="transformer", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=config.steps, initial=start, desc=config.label, unit="step", dynamic_ncols=True)
     done = start
     try:
         for step in range(start, config.steps):
@@ -275,13 +269,13 @@ def train_transformer(model: CaptioningTransformer, split, config: TrainConfig |
                 loss_value /= info.world_size
             loss_value = float(loss_value)
             done = step + 1
-            history["step"].append(done)
+            history["iteration"].append(done)
             history["loss"].append(loss_value)
             history["lr"].append(lr)
             history["grad_norm"].append(float(grad_norm))
             history["drophead"].append(p_drop)
             if val_fn is not None and config.val_every and done % config.val_every == 0 and info.rank == 0:
-                history["val"].append({"step": done, **val_fn(model)})
+                history["val"].append({"iteration": done, **val_fn(model)})
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}")
@@ -319,171 +313,3 @@ def evaluate_loss(model: CaptioningTransformer, split, batch_size: int = 256) ->
         tokens += n
     model.train(was_training)
     return total / max(tokens, 1)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# A synthetic captioning task: for smoke tests, the torchrun example and benchmarks (no data download)
-
-
-class ToyVocab:
-    def __init__(self, words):
-        self.idx_to_word = ["<NULL>", "<START>", "<END>", "<UNK>"] + sorted(set(words))
-        self.word_to_idx = {w: i for i, w in enumerate(self.idx_to_word)}
-
-    def encode(self, caption: str, length: int) -> np.ndarray:
-        ids = [START] + [self.word_to_idx.get(w, UNK) for w in caption.split()] + [END]
-        if len(ids) > length:
-            raise ValueError(f"caption too long for T={length}: {caption!r}")
-        return np.array(ids + [NULL] * (length - len(ids)), dtype=np.int32)
-
-    def decode(self, ids) -> str:
-        words = []
-        for i in np.asarray(ids).tolist():
-            if i == END:
-                break
-            if i not in (NULL, START):
-                words.append(self.idx_to_word[i])
-        return " ".join(words)
-
-
-class ToySplit:
-    """Coloured squares on grey: "a big red square in the top left". Same interface as the data package's
-    splits: features (N, D), regions (N, R, Dr) with grid_shape, images (N, H, W, 3) uint8, image_ids,
-    captions (M, T) int32, image_idxs (M,), vocab, sample_minibatch(batch_size, rng)."""
-
-    COLORS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (40, 70, 220), "yellow": (230, 210, 40)}
-    SIZES = {"small": 6, "big": 12}
-
-    def __init__(self, num_images: int = 64, captions_per_image: int = 2, seed: int = 0, image_size: int = 32,
-                 grid: int = 4, feature_dim: int = 64, region_dim: int = 8, T: int = 18):
-        rng = np.random.default_rng(seed)
-        S, cell = image_size, image_size // grid
-        self.grid_shape = (grid, grid)
-        images = np.empty((num_images, S, S, 3), dtype=np.uint8)
-        texts = []
-        for n in range(num_images):
-            color, size = rng.choice(list(self.COLORS)), rng.choice(list(self.SIZES))
-            vert, horiz = rng.choice(["top", "bottom"]), rng.choice(["left", "right"])
-            img = np.clip(rng.normal(128, 12, (S, S, 3)), 0, 255)
-            side = self.SIZES[size]
-            y0 = (0 if vert == "top" else S // 2) + rng.integers(0, S // 2 - side + 1)
-            x0 = (0 if horiz == "left" else S // 2) + rng.integers(0, S // 2 - side + 1)
-            img[y0: y0 + side, x0: x0 + side] = self.COLORS[color]
-            images[n] = img.astype(np.uint8)
-            variants = [f"a {size} {color} square in the {vert} {horiz}", f"a {color} square at the {vert} {horiz}",
-                        f"there is a {size} {color} square in the {vert} {horiz} corner"]
-            texts.append(variants[:captions_per_image])
-        cells = images.reshape(num_images, grid, cell, grid, cell, 3).astype(np.float32) / 255.0
-        mean = cells.mean(axis=(2, 4)).reshape(num_images, grid * grid, 3)  # (N, R, 3)
-        spread = cells.std(axis=(2, 4)).reshape(num_images, grid * grid, 3)
-        regions = np.concatenate([mean, spread], axis=2)
-        pad = region_dim - regions.shape[2]
-        self.regions = np.concatenate([regions, 0.05 * rng.standard_normal((num_images, grid * grid, pad))],
-                                      axis=2).astype(np.float32)[:, :, :region_dim]
-        flat = mean.reshape(num_images, -1)
-        noise = 0.05 * rng.standard_normal((num_images, max(0, feature_dim - flat.shape[1])))
-        self.features = np.concatenate([flat, noise], axis=1).astype(np.float32)[:, :feature_dim]
-        self.images = images
-        self.image_ids = [f"toy{n:05d}" for n in range(num_images)]
-        self.vocab = ToyVocab(w for caps in texts for c in caps for w in c.split())
-        self.captions = np.stack([self.vocab.encode(c, T) for caps in texts for c in caps])
-        self.image_idxs = np.array([n for n, caps in enumerate(texts) for _ in caps], dtype=np.int64)
-        self.texts = [c for caps in texts for c in caps]
-
-    def __len__(self) -> int:
-        return len(self.captions)
-
-    def sample_minibatch(self, batch_size: int, rng: np.random.Generator) -> dict:
-        pick = rng.choice(len(self.captions), size=batch_size, replace=batch_size > len(self.captions))
-        idx = self.image_idxs[pick]
-        return {"captions": self.captions[pick], "features": self.features[idx], "regions": self.regions[idx],
-                "image_idxs": idx}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Command line (also the torchrun entry point)
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m capeval_models.torch_training",
-        description="Train the CaptioningTransformer on the synthetic task, in one process or under torchrun "
-                    "(torchrun --standalone --nproc_per_node 2 -m capeval_models.torch_training --synthetic).")
-    p.add_argument("--synthetic", action="store_true", required=True,
-                   help="train on the built-in synthetic task (coloured squares)")
-    p.add_argument("--num-images", type=int, default=64)
-    p.add_argument("--memory", choices=["global", "regions"], default="global")
-    p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--drophead", type=float, default=None, help="use DropHead at this rate instead of "
-                                                                  "attention dropout")
-    p.add_argument("--drophead-schedule", choices=["constant", "v"], default="constant")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--warmup", type=int, default=30)
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--no-resume", action="store_true")
-    p.add_argument("--summary", default=None, help="rank 0 writes a JSON summary here")
-    p.add_argument("--progress", action="store_true")
-    return p
-
-
-def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
-    info = setup_distributed()
-    split = ToySplit(num_images=args.num_images, captions_per_image=1, seed=12345)
-    torch.manual_seed(args.seed)  # same initial weights everywhere (DDP also broadcasts rank 0's)
-    model = CaptioningTransformer(
-        len(split.vocab.idx_to_word),
-        split.features.shape[1] if args.memory == "global" else split.regions.shape[2],
-        memory=args.memory, grid_shape=split.grid_shape, d_model=args.d_model, n_heads=args.heads,
-        n_layers=args.layers, dropout=args.dropout, attn_dropout=args.dropout,
-        use_drophead=args.drophead is not None, drophead=args.drophead or 0.0)
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
-                         label_smoothing=args.label_smoothing, grad_clip=args.grad_clip, seed=args.seed,
-                         drophead_schedule=args.drophead_schedule, checkpoint=args.checkpoint,
-                         checkpoint_every=args.checkpoint_every, resume=not args.no_resume,
-                         progress=args.progress)
-    steps_run = []
-    t0 = time.perf_counter()
-    history = train_transformer(model, split, config, callback=lambda step, loss: steps_run.append(step))
-    seconds = time.perf_counter() - t0
-    checksum = float(sum(p.detach().double().sum().item() for p in model.parameters()))
-    checksums = [checksum]
-    if info.world_size > 1:
-        checksums = [None] * info.world_size
-        dist.all_gather_object(checksums, checksum)
-    if info.rank == 0:
-        model.cpu()
-        image = model.image_input(split)[:8]
-        decoded = greedy_decode(model, image, vocab=split.vocab)
-        truth = [split.texts[i] for i in range(8)]
-        last = history["loss"][-10:]
-        summary = {
-            "world_size": info.world_size, "backend": info.backend, "steps": len(history["loss"]),
-            "final_loss": float(np.mean(last)) if last else None, "first_loss": history["loss"][0] if last else None,
-            "steps_this_run": len(steps_run), "seconds": seconds,
-            "captions_per_second": args.batch_size * info.world_size * len(steps_run) / seconds,
-            "param_checksums": checksums, "in_sync": all(abs(c - checksums[0]) < 1e-9 for c in checksums),
-            "greedy_exact": float(np.mean([d == t for d, t in zip(decoded.texts, truth)])),
-            "samples": [{"truth": t, "greedy": d} for t, d in zip(truth[:3], decoded.texts[:3])],
-        }
-        text = json.dumps(summary, indent=2)
-        print(text)
-        if args.summary:
-            atomic_write_text(args.summary, text + "\n")
-    if info.world_size > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

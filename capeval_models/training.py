@@ -257,7 +257,7 @@ class Trainer:
         the end of every epoch) and always at the end of training.
     seed: seeds the minibatch sampler (``np.random.default_rng``); its state is checkpointed, so a resumed
         run draws the same minibatches as an uninterrupted one.
-    progress: show a tqdm bar.
+    progress: show a tqdm bar; ``label`` names it (say ``"lstm seed 1"``; default the class name).
     blas_threads: limit numpy's OpenBLAS to this many threads while training (see :func:`blas_threads`).
     """
 
@@ -280,6 +280,7 @@ class Trainer:
         checkpoint_every: int | None = None,
         seed: int | None = 0,
         progress: bool = True,
+        label: str | None = None,
         blas_threads: int | None = None,
     ):
         if batch_size < 1:
@@ -307,6 +308,7 @@ class Trainer:
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every
         self.progress = progress
+        self.label = label or type(self).__name__
         self.blas_threads = blas_threads
         self.rng = np.random.default_rng(seed)
         self.iteration = 0  # iterations done so far
@@ -432,7 +434,7 @@ class Trainer:
             total=self.num_iterations,
             initial=self.iteration,
             disable=not self.progress,
-            desc=type(self).__name__,
+            desc=self.label,
             dynamic_ncols=True,
         )
         with blas_threads(self.blas_threads), bar:

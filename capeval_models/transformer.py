@@ -10,7 +10,7 @@ One file, read top to bottom in the order of the math:
 Notation in the shape comments: N batch, T caption positions, S memory tokens, E model width (d_model),
 H heads, Dh = E / H per-head width, V vocabulary size, B beam size.
 
-Vocabulary conventions (shared with the rest of capeval_models): <NULL>=0, <START>=1, <END>=2, <UNK>=3.
+Vocabulary conventions: capeval_models.data.vocab's (<NULL>=0, <START>=1, <END>=2, <UNK>=3).
 Captions are `<START> w1 .. wk <END> <NULL>...`; the model reads captions[:, :-1] and predicts captions[:, 1:].
 """
 
@@ -24,8 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-NULL, START, END, UNK = 0, 1, 2, 3
-
+from .data.vocab import END_ID as END
+from .data.vocab import NULL_ID as NULL
+from .data.vocab import START_ID as START
+from .data.vocab import ids_to_text
 
 # ----------------------------------------------------------------------------------------------------------
 # Configuration
@@ -418,29 +420,6 @@ class Decoded:
     texts: list
     logprob: torch.Tensor
     score: torch.Tensor
-
-
-def _idx_to_word(vocab):
-    if vocab is None:
-        return None
-    if hasattr(vocab, "idx_to_word"):
-        return vocab.idx_to_word
-    return vocab  # a list or dict index -> word
-
-
-def ids_to_text(ids, vocab) -> str:
-    """Words up to (excluding) the first <END>; <NULL> and <START> skipped. `vocab` is an object with
-    idx_to_word, or a list/dict index -> word. Without a vocabulary the ids are joined as numbers."""
-    words = []
-    itow = _idx_to_word(vocab)
-    for i in (ids.tolist() if hasattr(ids, "tolist") else list(ids)):
-        i = int(i)
-        if i == END:
-            break
-        if i in (NULL, START):
-            continue
-        words.append(str(itow[i]) if itow is not None else str(i))
-    return " ".join(words)
 
 
 def _length_penalty(length: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -16,7 +16,7 @@ from capeval.formats import References
 from capeval.report import PALETTE, build_report
 
 CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install -y chromium)")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install -y chromium)")
 
 CASES = json.loads((Path(__file__).parent / "fixtures" / "golden_cases.json").read_text(encoding="utf-8"))
 C300 = CASES["coco300"]
@@ -37,6 +37,65 @@ def chromium(tmp_path, *args):
 
 
 @pytest.fixture(scope="module")
+def two_splits():
+    """Two splits where the systems' ranks are swapped: "human" wins a, "half-copied" wins b."""
+    pytest.importorskip("matplotlib")
+    from capeval.report import build_report
+
+    half = len(IDS) // 2
+    a_ids, b_ids = IDS[:half], IDS[half:]
+    refs = {i: C300["refs"][i] for i in IDS}
+    good = {i: C300["refs"][i][0] for i in IDS}  # a reference as the caption: a high score
+    poor = {i: C300["preds"][i] for i in IDS}
+    splits = {
+        "a": ({i: refs[i] for i in a_ids}, {"half-copied": {i: poor[i] for i in a_ids}, "human": {i: good[i] for i in a_ids}},
+              {i: ("x", "y")[k % 2] for k, i in enumerate(a_ids)}),
+        "b": ({i: refs[i] for i in b_ids}, {"half-copied": {i: good[i] for i in b_ids}, "human": {i: poor[i] for i in b_ids}}),
+    }
+    return build_report(splits=splits, metrics=["bleu", "rouge_l", "cider_d"], n_resamples=50)
+
+
+def _bar_colors(ax):
+    from matplotlib.colors import to_hex
+
+    return [to_hex(p.get_facecolor()) for p in ax.patches]
+
+
+def test_each_system_keeps_its_colour_in_every_chart_whatever_its_rank(two_splits):
+    report = two_splits
+    assert list(report.table("a")["system"]) == ["human", "half-copied"]
+    assert list(report.table("b")["system"]) == ["half-copied", "human"]
+    colors = report.system_colors()
+    assert colors == {"half-copied": PALETTE[0], "human": PALETTE[1]}  # the order they were added
+    figures = report.chart_figures()
+    for split in ("a", "b"):  # the ranking chart: bars in rank order, each in its system's colour
+        (ax,) = figures[f"{split}-CIDEr-D"].axes
+        ranked = list(report.table(split)["system"])
+        assert _bar_colors(ax) == [colors[s] for s in ranked]
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels == ranked
+    for name in ("a-metrics", "b-metrics", "a-categories"):
+        fig = figures[name]
+        (ax,) = fig.axes
+        legend = fig.legends[0]
+        assert [t.get_text() for t in legend.get_texts()] == list(report.table(name[0])["system"])
+        assert _legend_colors(legend) == [colors[t.get_text()] for t in legend.get_texts()]
+        # the legend sits outside the data: its box does not overlap the axes' box
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box, axes_box = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert box.x0 >= axes_box.x1 or box.y1 <= axes_box.y0 or box.y0 >= axes_box.y1
+        assert ax.get_ylabel().endswith("(x100)")
+    assert figures["a-CIDEr-D"].axes[0].get_xlabel() == "CIDEr-D (x100)"
+
+
+def _legend_colors(legend):
+    from matplotlib.colors import to_hex
+
+    return [to_hex(h.get_facecolor()) for h in legend.legend_handles]
+
+
+@pytest.fixture(scope="module")
 def page(tmp_path_factory):
     out = tmp_path_factory.mktemp("html")
     report = build_report(REFS, SYSTEMS, metrics=["bleu", "rouge_l", "cider_d"], n_resamples=100, title="Rendered board")
@@ -47,6 +106,7 @@ def hex_rgb(color):
     return np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)], dtype=float) / 255
 
 
+@needs_chromium
 def test_screenshot_shows_the_table_and_the_charts(page):
     report, html, tmp = page
     shot = tmp / "shot.png"
@@ -67,6 +127,7 @@ def test_screenshot_shows_the_table_and_the_charts(page):
     assert header.any() and np.argmax(header.any(axis=1)) < first_blue
 
 
+@needs_chromium
 def test_dom_has_the_rows_and_loaded_images(page):
     report, html, tmp = page
     proc = chromium(tmp, "--dump-dom", html.as_uri())

@@ -601,7 +601,6 @@ def _split_order(name: str):
 
 
 # ------------------------------------------------------------------------------------------ NICE
-NICE_COLUMNS = ("public_id", "caption_gt", "category")
 
 
 def read_nice_csv(csv_path) -> tuple[list[str], dict[str, list[str]] | None, dict[str, str] | None]:

@@ -196,19 +196,32 @@ class Vocabulary:
         return self._decode_row(arr, strip_unk)
 
     def _decode_row(self, row, strip_unk: bool) -> str:
-        words = []
-        i2w = self.idx_to_word
-        n = len(i2w)
-        for i in row:
-            i = int(i)
-            if i == END_ID:
-                break
-            if i in (NULL_ID, START_ID) or (strip_unk and i == UNK_ID):
-                continue
-            if not 0 <= i < n:
-                raise ValueError(f"id {i} is outside the vocabulary (size {n})")
-            words.append(i2w[i])
-        return " ".join(words)
+        return ids_to_text(row, self.idx_to_word, strip_unk=strip_unk)
+
+
+def ids_to_text(ids, idx_to_word, strip_unk: bool = False, *, end_id: int = END_ID,
+                skip_ids: tuple = (NULL_ID, START_ID)) -> str:
+    """The one ids -> text rule of capeval_models: words up to (excluding) the first <END>, <NULL> and
+    <START> skipped (and <UNK> with ``strip_unk``). ``idx_to_word``: a list, a dict id -> word, an object
+    with ``idx_to_word``, or None (the ids are joined as numbers). ``end_id``/``skip_ids`` serve models
+    built on a vocabulary whose special tokens sit elsewhere (CS231n's word_to_idx may be any dict)."""
+    itow = getattr(idx_to_word, "idx_to_word", idx_to_word)
+    skip = set(skip_ids) | ({UNK_ID} if strip_unk else set())
+    words = []
+    for i in ids.tolist() if hasattr(ids, "tolist") else ids:
+        i = int(i)
+        if i == end_id:
+            break
+        if i in skip:
+            continue
+        if itow is None:
+            words.append(str(i))
+            continue
+        word = itow.get(i) if isinstance(itow, dict) else itow[i] if 0 <= i < len(itow) else None
+        if word is None:
+            raise ValueError(f"id {i} is outside the vocabulary (size {len(itow)})")
+        words.append(str(word))
+    return " ".join(words)
 
 
 def format_words(words, limit: int = 10) -> str:

@@ -45,3 +45,15 @@ def test_errors(tmp_path, capsys):
     help_text = build_parser().format_help()
     for command in ("run", "train", "predict", "attention", "score"):
         assert command in help_text
+
+
+@pytest.mark.parametrize("model, seed", [("transformer-drophead", 1), ("lstm", 2)])
+def test_progress_bars_name_the_model_variant_and_seed(tmp_path, cache, capsys, model, seed):
+    pytest.importorskip("torch")
+    out = str(tmp_path / "labels")
+    assert main(["train", "--model", model, "--seed", str(seed), "--quick", "--tf-steps", "3",
+                 "--lstm-iterations", "3", "--val-every", "3", "--out", out]) == 0
+    err = capsys.readouterr().err
+    assert f"{model} seed {seed}: " in err  # tqdm's "<desc>: 100%|..." line
+    other = "transformer seed" if model == "transformer-drophead" else "rnn seed"
+    assert other not in err

@@ -13,9 +13,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from toy_split import ToySplit  # noqa: E402
+
 from capeval_models import torch_training as tt  # noqa: E402
 from capeval_models.torch_training import (  # noqa: E402
-    ToySplit,
     TrainConfig,
     evaluate_loss,
     load_checkpoint,
@@ -108,7 +109,7 @@ def test_training_reduces_loss_with_clipping_and_label_smoothing(split, monkeypa
                                                           grad_clip=0.5, label_smoothing=0.1,
                                                           drophead_schedule="v"))
     assert seen == [0.5] * 60
-    assert len(history["loss"]) == 60 and history["step"] == list(range(1, 61))
+    assert len(history["loss"]) == 60 and history["iteration"] == list(range(1, 61))
     assert evaluate_loss(model, split) < before - 1.0
     assert history["drophead"][0] == pytest.approx(0.2) and min(history["drophead"]) < 0.01
     assert history["drophead"][-1] == pytest.approx(0.2)
@@ -161,12 +162,12 @@ def test_resume_after_interruption_continues_exactly(split, tmp_path):
 
     resumed = make_model(split, seed=99, use_drophead=True, drophead=0.2)  # different init: the weights come from the checkpoint
     history = train_transformer(resumed, split, cfg)
-    assert history["step"] == list(range(1, 13))
+    assert history["iteration"] == list(range(1, 13))
     np.testing.assert_allclose(history["loss"], full_history["loss"], rtol=1e-6)
     for a, b in zip(resumed.parameters(), full.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
     assert load_checkpoint(path)["step"] == 12
-    assert train_transformer(resumed, split, cfg)["step"] == list(range(1, 13))  # nothing left to do
+    assert train_transformer(resumed, split, cfg)["iteration"] == list(range(1, 13))  # nothing left to do
 
 
 def test_ctrl_c_writes_a_checkpoint_and_architecture_mismatch_is_refused(split, tmp_path):
@@ -193,14 +194,14 @@ def test_validation_callback(split):
         return {"val_loss": evaluate_loss(m, split)}
 
     history = train_transformer(model, split, TrainConfig(steps=6, batch_size=4, val_every=3), val_fn=val_fn)
-    assert [v["step"] for v in history["val"]] == [3, 6]
+    assert [v["iteration"] for v in history["val"]] == [3, 6]
     assert all(np.isfinite(v["val_loss"]) for v in history["val"])
 
 
 def _torchrun(tmp_path, *args):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "capeval_models.torch_training", "--synthetic", "--d-model", "32", "--batch-size", "16",
+           str(REPO / "tests" / "models" / "ddp_worker.py"), "--d-model", "32", "--batch-size", "16",
            "--checkpoint", str(tmp_path / "ddp.pt"), "--checkpoint-every", "10", *args]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

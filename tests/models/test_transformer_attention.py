@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from toy_split import ToySplit  # noqa: E402
+
 pytest.importorskip("matplotlib")
 
 from capeval_models.attention_maps import (  # noqa: E402
@@ -11,8 +14,8 @@ from capeval_models.attention_maps import (  # noqa: E402
     attention_figure,
     caption_attention_maps,
     plot_attention_maps,
+    upsample,
 )
-from capeval_models.torch_training import ToySplit  # noqa: E402
 from capeval_models.transformer import END, CaptioningTransformer, greedy_decode, word_attention  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -66,14 +69,29 @@ def test_figure_has_one_panel_per_word_titled_with_the_word(split, tmp_path):
     words = ["a", "big", "red", "square"]
     weights = np.random.default_rng(0).dirichlet(np.ones(16), size=4)
     fig = attention_figure(words, weights, image=split.images[0], grid_shape=(4, 4), title="t", ncols=3)
-    axes = fig.get_axes()
-    assert [ax.get_title() for ax in axes] == words
-    assert all(len(ax.get_images()) == 2 for ax in axes)  # the image, and the heat map over it
-    heat = axes[1].get_images()[1].get_array()
-    np.testing.assert_allclose(np.asarray(heat), weights[1].reshape(4, 4))
+    *panels, colorbar = fig.get_axes()
+    assert [ax.get_title() for ax in panels] == ["image"] + words  # the plain image first, then each word
+    assert colorbar.get_ylabel().startswith("attention weight")
+    np.testing.assert_array_equal(panels[0].get_images()[0].get_array(), split.images[0])  # unblended
+    assert len(panels[0].get_images()) == 1
+    for k, ax in enumerate(panels[1:]):
+        picture, mask = ax.get_images()  # the image unchanged, and the dimming mask over it
+        np.testing.assert_array_equal(picture.get_array(), split.images[0])
+        smooth = np.asarray(mask.get_array())
+        assert smooth.shape == split.images[0].shape[:2]
+        # the mask is the word's weights, upsampled: its grid-cell means follow the weights' order
+        cells = smooth.reshape(4, smooth.shape[0] // 4, 4, smooth.shape[1] // 4).mean(axis=(1, 3)).ravel()
+        assert np.argmax(cells) == np.argmax(weights[k])
+        assert mask.get_clim() == (0.0, weights.max())  # one scale for every panel
+        # the mask's colours are black with falling opacity: no hue is blended into the objects
+        rgba = mask.cmap(np.linspace(0, 1, 5))
+        assert np.all(rgba[:, :3] == 0) and rgba[0, 3] > 0.5 and rgba[-1, 3] == 0
     assert GLOBAL_MEMORY_NOTE not in fig._suptitle.get_text()
     bare = attention_figure(words, weights, grid_shape=(4, 4))  # no pixels available: the grid alone
-    assert all(len(ax.get_images()) == 1 for ax in bare.get_axes())
+    *bare_panels, _ = bare.get_axes()
+    assert [ax.get_title() for ax in bare_panels] == words
+    assert all(len(ax.get_images()) == 1 for ax in bare_panels)
+    np.testing.assert_allclose(np.asarray(bare_panels[1].get_images()[0].get_array()), weights[1].reshape(4, 4))
     path = plot_attention_maps(words, weights, tmp_path / "sub" / "maps.png", image=split.images[0])
     assert path.read_bytes()[:8] == PNG_MAGIC
     with pytest.raises(ValueError):
@@ -98,3 +116,12 @@ def test_caption_attention_maps_end_to_end(split, tmp_path):
     assert no_file["path"] is None and no_file["words"] == no_file["caption"].split()  # greedy, no <END>
     with pytest.raises(ValueError):
         caption_attention_maps(model, split.regions[:2])
+
+
+def test_upsample_is_bilinear_between_cell_centres():
+    # a 2x2 grid over 4x4 pixels: cell centres sit at pixels 0.5 and 2.5, so pixel centres 0..3 map to grid
+    # coordinates -0.25 (clamped to 0), 0.25, 0.75, 1.25 (clamped to 1)
+    up = upsample(np.array([[0.0, 1.0], [2.0, 3.0]]), 4, 4)
+    np.testing.assert_allclose(up[0], [0.0, 0.25, 0.75, 1.0])
+    np.testing.assert_allclose(up[:, 0], [0.0, 0.5, 1.5, 2.0])
+    np.testing.assert_allclose(up[3], [2.0, 2.25, 2.75, 3.0])

@@ -43,9 +43,10 @@ def _single_spaced(captions: list[str]) -> bool:
 class ScoringCorpus:
     """Tokenized hypotheses and references of N items, encoded once and shared by all metrics."""
 
-    def __init__(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]]):
+    def __init__(self, hypotheses: Sequence[str], references: Sequence[Sequence[str]], ids: Sequence | None = None):
         if len(hypotheses) != len(references):
             raise ValueError("one hypothesis per item is required")
+        self.ids = None if ids is None else list(ids)  # the items' ids, for messages that name one
         self.hypotheses = list(hypotheses)
         self.references = references if isinstance(references, list) else list(references)
         self.n_items = len(self.hypotheses)
@@ -152,7 +153,7 @@ class Prepared:
     corpus: ScoringCorpus = field(init=False)
 
     def __post_init__(self):
-        self.corpus = ScoringCorpus(self.predictions, self.references)
+        self.corpus = ScoringCorpus(self.predictions, self.references, self.ids)
 
     @property
     def nrefs(self) -> str:

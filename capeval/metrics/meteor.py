@@ -1,9 +1,11 @@
 """METEOR 1.5 as a registered metric, through the public facade of :mod:`capeval.meteor` only.
 
 Statistics are the jar's 23 per-segment statistics in summable form (``meteor_summable_stats``), so
-the corpus score of any subset is ``meteor_scores_from_stats`` of its summed rows. ``evaluate``
-reports the jar's own corpus and segment scores (pycocoevalcap's numbers); the JVMs start in
-:meth:`Meteor.begin`, before tokenization, so they load while the rest is computed.
+the corpus score of any subset is ``meteor_scores_from_stats`` of its summed rows. Two engines give
+the same statistics (``meteor_options={"backend": ...}``): ``"python"`` (no Java; the default where
+pycocoevalcap's data files are installed, through ``"auto"``) and ``"jar"`` (the official jar, whose
+JVMs start in :meth:`Meteor.begin`, before tokenization, so they load while the rest is computed).
+``evaluate`` reports the engine's corpus and segment scores (pycocoevalcap's numbers).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class MeteorState:
     """One call's pool (started by ``begin``) and what its run reported."""
 
     pool: object = None
+    backend: str = "jar"  # the engine that scores: "jar" or "python"
     jar: str = ""
     version: str = ""
     score: float | None = None
@@ -29,43 +32,37 @@ class MeteorState:
     owned: bool = False  # started here, so closed here
 
 
-_JAR_TAGS: dict = {}
-
-
-def jar_tag(path: str) -> str:
-    """The jar's file name and a short hash of its bytes (cached by path and mtime), so the signature
-    names the exact jar."""
-    import hashlib
-    import os
-
-    key = (path, os.path.getmtime(path)) if os.path.exists(path) else (path, 0)
-    if key not in _JAR_TAGS:
-        digest = "missing"
-        if key[1]:
-            with open(path, "rb") as fh:  # closed at once: no ResourceWarning
-                digest = hashlib.sha256(fh.read()).hexdigest()[:12]
-        _JAR_TAGS[key] = f"{os.path.basename(path)}@{digest}"
-    return _JAR_TAGS[key]
-
-
 class Meteor(Metric):
     name = "meteor"
     default = True
     report_rank = 30
     coco = ("METEOR", {})
-    headline = ("meteor", "jar")
+    headline = ("meteor", "meteor_engine", "jar")
 
     def keys(self, options: Options | None = None) -> list[str]:
         return [KEY]
 
     def begin(self, options: Options, n_items: int):
-        """An open pool, already starting its JVMs; ``options.meteor["scorer"]``: the caller's pool."""
-        from ..meteor import Meteor as Pool  # Java and the jar: only when METEOR is asked for
+        """The engine: Python (checked available), or an open jar pool already starting its JVMs;
+        ``options.meteor["scorer"]``: the caller's pool; ``options.meteor["backend"]``: ``auto``
+        (Python where pycocoevalcap's data files are installed, else the jar), ``python`` or ``jar``."""
+        from ..meteor import resolve_backend
 
         scorer = options.meteor.get("scorer")
+        backend = options.meteor.get("backend", "auto")
+        if resolve_backend(backend, scorer=scorer) == "python":
+            from ..errors import MeteorUnavailableError
+            from ..meteor import meteor_unavailable_reason
+
+            reason = meteor_unavailable_reason(backend="python")
+            if reason:
+                raise MeteorUnavailableError(reason)
+            return MeteorState(backend="python")
         if scorer is not None:
             return MeteorState(pool=scorer)
-        pool = Pool(**{k: v for k, v in options.meteor.items() if k not in ("scorer", "progress")})
+        from ..meteor import Meteor as Pool  # Java and the jar: only when the jar scores
+
+        pool = Pool(**{k: v for k, v in options.meteor.items() if k not in ("scorer", "progress", "backend")})
         return MeteorState(pool=pool.start(pool.jvms_for(n_items)), owned=True)
 
     def end(self, handle) -> None:
@@ -78,7 +75,12 @@ class Meteor(Metric):
     def statistics(self, corpus, state, options: Options) -> np.ndarray:
         from ..meteor import meteor_segments
 
-        result = meteor_segments(corpus.references, corpus.hypotheses, scorer=state.pool, progress=options.meteor.get("progress"))
+        progress = options.meteor.get("progress")
+        if state.backend == "python":
+            workers = {"workers": options.meteor["workers"]} if options.meteor.get("workers") else {}
+            result = meteor_segments(corpus.references, corpus.hypotheses, ids=corpus.ids, backend="python", progress=progress, **workers)
+        else:
+            result = meteor_segments(corpus.references, corpus.hypotheses, ids=corpus.ids, scorer=state.pool, backend="jar", progress=progress)
         state.jar, state.version = result.jar, result.signature
         state.score, state.per_item = float(result.score), np.asarray(result.per_item, dtype=np.float64)
         return np.asarray(result.stats, dtype=np.float64)
@@ -94,7 +96,11 @@ class Meteor(Metric):
         return {KEY: state.score}, {KEY: state.per_item}  # the jar's numbers, as pycocoevalcap's
 
     def signature(self, options: Options, state=None) -> dict:
+        from ..meteor import jar_tag
+
         parts = {"meteor": state.version if state is not None and state.version else "1.5 -l en -norm"}
+        if state is not None and state.backend == "python":
+            parts["meteor_engine"] = "python"
         if state is not None and state.jar:
             parts["jar"] = jar_tag(state.jar)
         return parts

@@ -172,9 +172,14 @@ def _skipped_warnings(result) -> None:
 # -- score ----------------------------------------------------------------------------------------
 def cmd_score(args) -> int:
     metrics = _metrics(args.metrics)
-    refs = _read_refs(args.refs, args.refs_format, args.split)
-    preds = _read_preds(args.preds, args.preds_format)
-    result = _evaluate(refs, preds, args, args.refs, args.preds, metrics)
+    if args.engine != "memory":  # stream / dask: lazy inputs, per-item file written as it goes
+        from .engines import _cli as engines_cli
+
+        result = engines_cli.score(args, metrics)
+    else:
+        refs = _read_refs(args.refs, args.refs_format, args.split)
+        preds = _read_preds(args.preds, args.preds_format)
+        result = _evaluate(refs, preds, args, args.refs, args.preds, metrics)
     _skipped_warnings(result)
     ci = None
     if args.ci:
@@ -183,14 +188,14 @@ def cmd_score(args) -> int:
         ci = bootstrap_ci(result, n_resamples=args.n_resamples, seed=args.seed, alpha=args.alpha)
         for key, reason in ci.skipped.items():
             _warn(f"no confidence interval for {key}: {reason}")
-    if args.per_item:
+    if args.per_item and args.engine == "memory":
         _write_per_item(result, args.per_item)
     scale = args.scale
     if args.format == "json":
         out = {
             "scores": {k: v * scale for k, v in result.scores.items()},
             "scale": scale,
-            "n_images": len(result.per_item),
+            "n_images": len(result.per_item) if args.engine == "memory" else result.n_items,
             "refs": str(args.refs),
             "preds": str(args.preds),
             "signature": result.signature,
@@ -474,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ci", action="store_true", help="bootstrap confidence intervals over images")
     _resampling(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write the output here instead of stdout")
+    from .engines._cli import add_arguments as add_engine_arguments
+
+    add_engine_arguments(p)  # --engine, --chunk-size, --workers, --scheduler
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("df", help="document frequencies for CIDEr: build, info")

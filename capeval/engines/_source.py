@@ -260,7 +260,7 @@ class ItemSource:
                     f"{pred_where}: prediction for id {pred_key!r} where the references ({ref_where}) have id {key!r}; "
                     "the stream and dask engines read both sides in the same id order (sort both, or use --engine memory)"
                 )
-            yield key, references, prediction, pred_where
+            yield key, references, prediction, ref_where
         extra = next(preds, None)
         if extra is not None:
             raise MissingIdError(f"{extra[2]}: prediction for id {extra[0]!r} after the last reference (the predictions hold more ids)")

@@ -35,6 +35,12 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process: unlike wall time, not stretched by other processes' load."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _paths(data: Path) -> tuple[list[str], list[str]]:
     refs = sorted(str(p) for p in data.glob("refs-*.jsonl"))
     preds = sorted(str(p) for p in data.glob("preds-*.jsonl"))
@@ -49,6 +55,7 @@ def run_one(engine: str, data: Path, chunk_size: int, out_dir: Path) -> dict:
     per_item = out_dir / f"per-item-{engine}-{os.getpid()}.csv"
     started = time.perf_counter()
     rss: dict[str, object] = {}
+    cpu: dict[str, object] = {}
     if engine == "memory":
         import capeval
         from capeval.formats import read_predictions, read_references
@@ -78,8 +85,10 @@ def run_one(engine: str, data: Path, chunk_size: int, out_dir: Path) -> dict:
             seconds = time.perf_counter() - started
             peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # noqa: E731
             rss["workers"] = sorted(client.run(peak).values())
+            cpu["workers"] = sorted(client.run(_cpu_seconds).values())
         scores, n_items = result.scores, result.n_items
     rss["driver"] = _peak_rss_mb()
+    cpu["driver"] = round(_cpu_seconds(), 2)
     per_item.unlink(missing_ok=True)
     return {
         "engine": engine,
@@ -89,6 +98,7 @@ def run_one(engine: str, data: Path, chunk_size: int, out_dir: Path) -> dict:
         "peak_rss_mb": rss,
         # a local cluster's scheduler and nannies live in the driver process: driver + workers is all
         "total_peak_rss_mb": round(rss["driver"] + sum(rss.get("workers", [])), 1),
+        "cpu_seconds": cpu,  # includes imports and, for dask, the workers' start-up
         "chunk_size": chunk_size,
         "scores": scores,
         "load_average": os.getloadavg(),

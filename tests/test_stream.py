@@ -78,11 +78,16 @@ def test_lookahead_reads_past_blank_chunks():
     assert out[3][1] == ["x"] and out[4][1] == []
 
 
+@pytest.fixture(scope="module")
+def coco():
+    refs, preds = datasets.coco_leave_one_out()
+    return refs, preds, capeval.evaluate(refs, preds, METRICS)
+
+
 @shared
 @pytest.mark.parametrize("chunk_size", [997, 1024, 100_000])
-def test_coco_leave_one_out(chunk_size):
-    refs, preds = datasets.coco_leave_one_out()
-    memory = capeval.evaluate(refs, preds, METRICS)
+def test_coco_leave_one_out(coco, chunk_size):
+    refs, preds, memory = coco
     assert_same(memory, stream_evaluate(refs, preds, METRICS, chunk_size=chunk_size, collect_per_item=True))
 
 

@@ -49,6 +49,17 @@ def _paths(data: Path) -> tuple[list[str], list[str]]:
     return refs, preds
 
 
+def _commit() -> str:
+    """The checkout's commit (with '+' when it has uncommitted changes), so every result names its code."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "capeval", "benchmarks"], cwd=root, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+" if dirty else "")
+
+
 def run_one(engine: str, data: Path, chunk_size: int, out_dir: Path) -> dict:
     """One measured run in this process (call it in a fresh subprocess)."""
     refs, preds = _paths(data)
@@ -102,6 +113,7 @@ def run_one(engine: str, data: Path, chunk_size: int, out_dir: Path) -> dict:
         "chunk_size": chunk_size,
         "scores": scores,
         "load_average": os.getloadavg(),
+        "commit": _commit(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

@@ -67,7 +67,11 @@ class _StateFitter:
         self._stack.append((level, part))
 
     def finish(self):
-        return adapter.finish_state(adapter.merge_parts([p for _, p in self._stack]))
+        parts = [p for _, p in self._stack]
+        self._stack.clear()  # the parts must not outlive the merge: pass 2 holds only the finished table
+        merged = adapter.merge_parts(parts)
+        del parts
+        return adapter.finish_state(merged)
 
 
 def stream_evaluate(

@@ -90,7 +90,7 @@ def run_one(engine: str, data: Path, chunk_size: int, out_dir: Path) -> dict:
         from capeval.engines import dask_evaluate
 
         workers = int(engine[len("dask") :])
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
             started = time.perf_counter()  # the cluster's start-up (seconds) is not the job's
             result = dask_evaluate(refs, preds, METRICS, partition_size=chunk_size, client=client, per_item=per_item)
             seconds = time.perf_counter() - started

@@ -24,7 +24,7 @@ shared = pytest.mark.skipif(not datasets.available(), reason="needs ../shared/da
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
     ) as local:
         yield local
 

@@ -107,7 +107,7 @@ def _connect(client, scheduler: str | None, workers: int | None):
         return
     n_workers = workers or max(1, os.cpu_count() or 1)
     with distributed.LocalCluster(
-        n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
     ) as cluster, distributed.Client(cluster) as own:
         yield own
 

@@ -62,6 +62,7 @@ def _commit() -> str:
 
 def run_one(engine: str, data: Path, chunk_size: int, out_dir: Path) -> dict:
     """One measured run in this process (call it in a fresh subprocess)."""
+    commit = _commit()  # the code this process imports (a later commit may land while it runs)
     refs, preds = _paths(data)
     per_item = out_dir / f"per-item-{engine}-{os.getpid()}.csv"
     started = time.perf_counter()
@@ -113,7 +114,7 @@ def run_one(engine: str, data: Path, chunk_size: int, out_dir: Path) -> dict:
         "chunk_size": chunk_size,
         "scores": scores,
         "load_average": os.getloadavg(),
-        "commit": _commit(),
+        "commit": commit,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

@@ -237,11 +237,6 @@ class ItemSource:
             self.preds_paths = expand_paths(preds)
             self.refs_format, self.preds_format, self.split = refs_format, preds_format, split
 
-    def describe(self) -> tuple[str, str]:
-        if self.in_memory:
-            return "<memory>", "<memory>"
-        return ",".join(map(str, self.refs_paths)), ",".join(map(str, self.preds_paths))
-
     def items(self) -> Iterator[tuple[object, object, object, str]]:
         if self.in_memory:
             for key in self._ids:

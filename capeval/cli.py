@@ -234,8 +234,16 @@ def _score_inputs(args):
 
 def cmd_score(args) -> int:
     metrics = _metrics(args.metrics)
-    refs, preds = _score_inputs(args)
-    result = _evaluate(refs, preds, args, args.refs, args.preds, metrics)
+    if args.engine != "memory":  # stream / dask: lazy inputs (globs of shards), per-item file written as it goes
+        from .engines import _cli as engines_cli
+
+        if len(args.inputs) != 2:
+            raise UsageError(f"--engine {args.engine} takes REFS PREDS (each may be a glob of shards), got {len(args.inputs)} files")
+        args.refs, args.preds = args.inputs
+        result = engines_cli.score(args, metrics)
+    else:
+        refs, preds = _score_inputs(args)
+        result = _evaluate(refs, preds, args, args.refs, args.preds, metrics)
     _skipped_warnings(result)
     ci = None
     if args.ci:
@@ -244,14 +252,14 @@ def cmd_score(args) -> int:
         ci = bootstrap_ci(result, n_resamples=args.n_resamples, seed=args.seed, alpha=args.alpha)
         for key, reason in ci.skipped.items():
             _warn(f"no confidence interval for {key}: {reason}")
-    if args.per_item:
+    if args.per_item and args.engine == "memory":
         _write_per_item(result, args.per_item)
     scale = args.scale
     if args.format == "json":
         out = {
             "scores": {k: v * scale for k, v in result.scores.items()},
             "scale": scale,
-            "n_images": len(result.per_item),
+            "n_images": len(result.per_item) if args.engine == "memory" else result.n_items,
             "refs": args.refs if isinstance(args.refs, list) else str(args.refs),
             "preds": str(args.preds),
             "signature": result.signature,
@@ -611,6 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ci", action="store_true", help="bootstrap confidence intervals over images")
     _resampling(p)
     p.add_argument("-o", "--output", metavar="FILE", help="write the output here instead of stdout")
+    from .engines._cli import add_arguments as add_engine_arguments
+
+    add_engine_arguments(p)  # --engine, --chunk-size, --workers, --scheduler
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("df", help="document frequencies for CIDEr: build, info")

@@ -1,0 +1,124 @@
+"""Results of the scale engines, and per-item scores written chunk by chunk, committed atomically.
+
+The per-item file has exactly the layout ``capeval score --per-item`` writes for the memory engine
+(``.csv``, ``.jsonl``/``.ndjson``, ``.json``); rows go to a temporary file beside the target as they
+are produced and are renamed over it only when the whole job succeeded, so an interrupted or failed
+job leaves no partial output (and an older file at that path untouched).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class ScaleResult:
+    """Corpus scores (pycocoevalcap's keys and scale) of a streaming or Dask job.
+
+    ``per_item`` is a DataFrame indexed by id only with ``collect_per_item=True`` (it holds every item:
+    memory then grows with the corpus); ``per_item_path`` is the file written with ``per_item=``."""
+
+    scores: dict[str, float]
+    signature: str
+    signatures: dict[str, str]
+    n_items: int
+    engine: str
+    skipped: dict[str, str] = field(default_factory=dict)
+    per_item: object = None
+    per_item_path: Path | None = None
+    details: dict = field(default_factory=dict)  # engine facts: chunks, partitions, workers, seconds
+
+    def __getitem__(self, key: str) -> float:
+        return self.scores[key]
+
+    def __iter__(self):
+        return iter(self.scores)
+
+    def items(self):
+        return self.scores.items()
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}: {v:.4f}" for k, v in self.scores.items())
+        return f"ScaleResult({self.engine}, {self.n_items} items, {body} | {self.signature})"
+
+
+def _frame(ids: list, columns: dict[str, np.ndarray]):
+    import pandas as pd
+
+    return pd.DataFrame(columns, index=pd.Index(ids, name="image_id")).reset_index()
+
+
+class PerItemSink:
+    """Collects per-item scores chunk by chunk: into a file (``path``), into memory, or both."""
+
+    def __init__(self, path=None, collect: bool = False):
+        self.path = Path(path) if path is not None else None
+        self.collect = collect
+        self._frames: list = []
+        self._stack = contextlib.ExitStack()
+        self._fh = None
+        self._first = True
+        if self.path is not None:
+            self.kind = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(self.path.suffix.lower(), "csv")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # rows first go to a temporary file beside the target (same file system: the rename is atomic)
+            self._fh = self._stack.enter_context(
+                tempfile.NamedTemporaryFile("w+", encoding="utf-8", newline="", dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".rows")
+            )
+
+    def __enter__(self) -> PerItemSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()  # removes the temporary rows; commit() has renamed a copy if all went well
+
+    def write(self, ids: list, columns: dict[str, np.ndarray]) -> None:
+        if self._fh is None and not self.collect:
+            return
+        frame = _frame(ids, columns)
+        if self.collect:
+            self._frames.append(frame)
+        if self._fh is None:
+            return
+        if self.kind == "csv":
+            self._fh.write(frame.to_csv(index=False, header=self._first, lineterminator="\n", float_format="%.17g"))
+        elif self.kind == "jsonl":
+            self._fh.write(frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=15))
+        else:  # .json: records now, the enclosing object (with the signature) at commit
+            records = json.loads(frame.to_json(orient="records", force_ascii=False, double_precision=15))
+            self._fh.write("".join(("" if self._first and k == 0 else ", ") + json.dumps(r, ensure_ascii=False) for k, r in enumerate(records)))
+        self._first = False
+
+    def frame(self):
+        """All collected rows as one DataFrame indexed by id (``collect=True``)."""
+        import pandas as pd
+
+        if not self._frames:
+            return None
+        return pd.concat(self._frames, ignore_index=True).set_index("image_id")
+
+    def commit(self, signature: str) -> Path | None:
+        """Rename the rows into place (atomically); for ``.json``, wrapped as ``{"signature", "items"}``."""
+        if self._fh is None:
+            return None
+        from .._io import atomic_write
+
+        self._fh.flush()
+        self._fh.seek(0)
+        with atomic_write(self.path, "w", newline="") as out:
+            if self.kind == "json":
+                out.write('{"signature": ' + json.dumps(signature, ensure_ascii=False) + ', "items": [')
+            while True:
+                block = self._fh.read(1 << 20)
+                if not block:
+                    break
+                out.write(block)
+            if self.kind == "json":
+                out.write("]}")
+        return self.path

@@ -1,0 +1,226 @@
+"""``dask_evaluate``: the streaming algorithm as a Dask graph, on a local cluster or any scheduler.
+
+The driver reads and validates the inputs lazily (as the stream engine does) and submits one
+partition at a time, each with the look-ahead captions its tokenization needs. On the workers:
+
+1. ``tokenize`` each partition (kept in worker memory) and ``fit`` its document-frequency part;
+2. merge the parts by a tree reduction (fan-in ``fan_in``), finish the corpus document frequencies
+   (``ref_len = log(total items)``) and replicate them to every worker (broadcast: they fit);
+3. ``score`` each partition against them: per-item scores and the sums of the sufficient statistics.
+
+The driver gathers the partition results in order, writes per-item rows as they come and adds the
+sums. Every task is a pure function of its inputs, and the partitions' raw captions are part of the
+graph, so a worker lost in the middle of a job only costs recomputation: the scheduler reruns what
+it held (``retries`` more attempts on task errors), and the numbers are those of an undisturbed run.
+
+Needs the ``dask`` extra: ``pip install 'capeval[dask]'`` (dask, distributed). Workers of an
+existing cluster need capeval installed (the same version) and, for file inputs, nothing else: the
+driver reads the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+import warnings
+from dataclasses import replace
+
+from .._corpus import ScoringCorpus
+from ..cider import SIGMA
+from ..errors import CapevalError
+from . import _adapter as adapter
+from ._output import PerItemSink, ScaleResult
+from ._source import Chunk, IdRegistry, ItemSource, tokenize_chunk, with_lookahead
+
+DEFAULT_PARTITION_SIZE = 20_000
+
+
+class DaskUnavailableError(CapevalError, ImportError):
+    """The dask engine was asked for without dask and distributed installed."""
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise DaskUnavailableError("the dask engine needs dask and distributed: pip install 'capeval[dask]'") from None
+    return distributed
+
+
+# -- tasks (module-level functions: workers import them by name) -------------------------------------
+def _tokenize_task(chunk: Chunk, refs_after: list[str], preds_after: list[str], tokenizer: str) -> Chunk:
+    return tokenize_chunk(chunk, refs_after, preds_after, tokenizer)
+
+
+def _fit_task(chunk: Chunk, plan: adapter.MetricPlan) -> adapter.DfPart:
+    return adapter.fit_part(chunk.references, plan)
+
+
+def _merge_task(*parts: adapter.DfPart) -> adapter.DfPart:
+    return adapter.merge_parts(parts)
+
+
+def _finish_task(part: adapter.DfPart):
+    return adapter.finish_state(part)
+
+
+_WORKER_METEOR = {}
+
+
+def _worker_meteor(options: dict):
+    """One METEOR pool per worker process, opened on first use and kept for later partitions."""
+    key = repr(sorted(options.items()))
+    if key not in _WORKER_METEOR:
+        from ..meteor import Meteor
+
+        _WORKER_METEOR[key] = Meteor(**options).start()
+    return _WORKER_METEOR[key]
+
+
+def _score_task(chunk: Chunk, state, plan: adapter.MetricPlan) -> dict:
+    corpus = ScoringCorpus(chunk.predictions, chunk.references)
+    pool = _worker_meteor(dict(plan.meteor_options)) if "meteor" in plan.metrics else None
+    stats = adapter.chunk_statistics(corpus, chunk.references, chunk.predictions, state, plan, pool)
+    return {
+        "ids": chunk.ids,
+        "sums": adapter.sum_statistics(stats),
+        "per_item": adapter.per_item_scores(stats, plan),
+        "min_refs": int(corpus.n_refs.min()),
+        "max_refs": int(corpus.n_refs.max()),
+    }
+
+
+# -- the client ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _connect(client, scheduler: str | None, workers: int | None):
+    """The given client; a client of the scheduler at ``scheduler``; or a local cluster of ``workers``
+    worker processes (one thread each, loopback only), closed at the end."""
+    if client is not None:
+        yield client
+        return
+    distributed = _import_distributed()
+    if scheduler:
+        with distributed.Client(scheduler) as own:
+            yield own
+        return
+    n_workers = workers or max(1, os.cpu_count() or 1)
+    with distributed.LocalCluster(
+        n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    ) as cluster, distributed.Client(cluster) as own:
+        yield own
+
+
+def _meteor_plan(plan: adapter.MetricPlan) -> tuple[adapter.MetricPlan, dict, dict]:
+    """The plan the workers run (METEOR left out when unavailable), the skipped reasons, the
+    signature parts; checked here once rather than failing on every worker."""
+    if "meteor" not in plan.metrics:
+        return plan, {}, {}
+    from ..errors import MeteorUnavailableError
+    from ..evaluate import MetricUnavailableWarning
+    from ..meteor import find_meteor_jar, meteor_unavailable_reason
+
+    options = plan.meteor_options
+    reason = meteor_unavailable_reason(options.get("jar"), options.get("java"))
+    if reason is None:
+        jar = find_meteor_jar(options.get("jar"))
+        return plan, {}, adapter.meteor_signature_parts(type("Jar", (), {"jar": jar}))
+    if plan.explicit:
+        raise MeteorUnavailableError(reason)
+    warnings.warn(f"METEOR skipped: {reason}", MetricUnavailableWarning, stacklevel=3)
+    return replace(plan, metrics=tuple(m for m in plan.metrics if m != "meteor")), {"METEOR": reason}, {}
+
+
+def dask_evaluate(
+    refs,
+    preds,
+    metrics=None,
+    *,
+    tokenizer: str = "ptb",
+    df=None,
+    n: int = 4,
+    sigma: float = SIGMA,
+    partition_size: int = DEFAULT_PARTITION_SIZE,
+    client=None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    per_item=None,
+    collect_per_item: bool = False,
+    refs_format: str = "auto",
+    preds_format: str = "auto",
+    split: str | None = None,
+    meteor_options=None,
+    fan_in: int = 8,
+    retries: int = 2,
+) -> ScaleResult:
+    """Score ``preds`` against ``refs`` on a Dask cluster; the numbers of :func:`capeval.evaluate`.
+
+    Inputs and ``per_item`` / ``collect_per_item`` as for :func:`capeval.engines.stream_evaluate`.
+    The cluster: ``client`` (a ``distributed.Client``), else ``scheduler`` (an address such as
+    ``"tcp://10.0.0.5:8786"``: dask-jobqueue, Kubernetes or cloud clusters alike), else a local
+    cluster of ``workers`` processes (default: one per CPU core). ``partition_size``: items per task.
+    """
+    _import_distributed()
+    plan = adapter.MetricPlan.build(metrics, tokenizer=tokenizer, n=n, sigma=sigma, df=df, meteor_options=meteor_options)
+    plan, skipped, meteor_parts = _meteor_plan(plan)
+    source = ItemSource(refs, preds, refs_format=refs_format, preds_format=preds_format, split=split)
+    worker_plan = replace(plan, df=None)  # a given df travels once, as a replicated future
+    job = uuid.uuid4().hex[:8]
+    started = time.perf_counter()
+    ids_seen = IdRegistry(source)
+    with _connect(client, scheduler, workers) as dask_client, PerItemSink(per_item, collect_per_item) as sink:
+        tokenized, parts = [], []
+        chunks = with_lookahead(source.chunks(partition_size, ids_seen))
+        for i, (chunk, refs_after, preds_after) in enumerate(chunks):
+            tok = dask_client.submit(_tokenize_task, chunk, refs_after, preds_after, plan.tokenizer, key=f"capeval-tokenize-{job}-{i}", retries=retries)
+            tokenized.append(tok)
+            if plan.needs_corpus_state:
+                parts.append(dask_client.submit(_fit_task, tok, worker_plan, key=f"capeval-fit-{job}-{i}", retries=retries))
+        ids_seen.check()
+        if plan.needs_corpus_state:
+            level = 0
+            while len(parts) > 1:  # tree reduction of the document-frequency parts
+                parts = [
+                    dask_client.submit(_merge_task, *parts[k : k + fan_in], key=f"capeval-merge-{job}-{level}-{k}", retries=retries)
+                    for k in range(0, len(parts), fan_in)
+                ]
+                level += 1
+            state = dask_client.submit(_finish_task, parts[0], key=f"capeval-df-{job}", retries=retries)
+            del parts
+        else:
+            state = dask_client.scatter(plan.df, broadcast=True) if plan.df is not None else None
+        if state is not None and plan.needs_corpus_state:
+            _import_distributed().wait(state)
+            # broadcast: a copy on every worker (they fit), so scoring tasks need no transfer and a lost
+            # worker does not lose them; a failed replication only costs transfers later
+            with contextlib.suppress(Exception):
+                dask_client.replicate([state])
+        scores = [
+            dask_client.submit(_score_task, tok, state, worker_plan, key=f"capeval-score-{job}-{i}", retries=retries)
+            for i, tok in enumerate(tokenized)
+        ]
+        totals, n_items, min_refs, max_refs = None, 0, None, 0
+        for i in range(len(scores)):  # in order: per-item rows keep the input order
+            part = scores[i].result()
+            scores[i] = tokenized[i] = None  # release the partition on the workers
+            totals = adapter.add_sums(totals, part["sums"])
+            sink.write(part["ids"], part["per_item"])
+            n_items += len(part["ids"])
+            min_refs = part["min_refs"] if min_refs is None else min(min_refs, part["min_refs"])
+            max_refs = max(max_refs, part["max_refs"])
+        signature, signatures = adapter.signatures(plan, min_refs, max_refs, meteor_parts, skipped)
+        path = sink.commit(signature)
+        frame = sink.frame()
+        n_workers = len(dask_client.scheduler_info().get("workers", {}))
+    return ScaleResult(
+        adapter.scores_from_sums(totals, plan),
+        signature,
+        signatures,
+        n_items,
+        "dask",
+        skipped,
+        frame,
+        path,
+        {"partitions": len(scores), "partition_size": partition_size, "workers": n_workers, "seconds": time.perf_counter() - started},
+    )

@@ -1,0 +1,158 @@
+"""``stream_evaluate``: score inputs larger than memory, chunk by chunk, with evaluate()'s numbers.
+
+Two passes when CIDEr / CIDEr-D need the corpus document frequencies (the default ``df=None``):
+
+1. read, validate and tokenize the inputs chunk by chunk (with the tokenizer's look-ahead across
+   chunk boundaries); count each chunk's reference n-grams into a document-frequency part, merge the
+   parts (exact n-gram rows, no hashing); spool the tokenized chunks to a temporary file;
+2. read the spool back chunk by chunk and score it against the frequencies of *all* references
+   (``ref_len = log(total items)``), summing each metric's sufficient statistics and writing
+   per-item scores as they are produced (committed atomically at the end).
+
+Without corpus document frequencies (no CIDEr, or ``df=`` given) one pass suffices. Peak memory is
+one chunk, the document frequencies and 8 bytes per id (duplicate detection), not the corpus.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+import time
+from collections.abc import Iterator
+
+from .._corpus import ScoringCorpus
+from ..cider import SIGMA
+from . import _adapter as adapter
+from ._output import PerItemSink, ScaleResult
+from ._source import Chunk, IdRegistry, ItemSource, tokenize_chunk, with_lookahead
+
+DEFAULT_CHUNK_SIZE = 20_000
+
+
+class _Spool:
+    """Tokenized chunks written once and read back once, in order (a temporary file, removed on close)."""
+
+    def __init__(self, directory=None):
+        self._fh = tempfile.TemporaryFile(dir=directory, prefix="capeval-stream-", suffix=".spool")
+
+    def write(self, chunk: Chunk) -> None:
+        pickle.dump(chunk, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def read(self) -> Iterator[Chunk]:
+        self._fh.flush()
+        self._fh.seek(0)
+        while True:
+            try:
+                yield pickle.load(self._fh)
+            except EOFError:
+                return
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class _StateFitter:
+    """Document-frequency parts merged like a binary counter: O(total log chunks) work, and never more
+    than about twice the final table in memory."""
+
+    def __init__(self, plan: adapter.MetricPlan):
+        self.plan = plan
+        self._stack: list[tuple[int, adapter.DfPart]] = []
+
+    def add(self, chunk: Chunk) -> None:
+        level, part = 0, adapter.fit_part(chunk.references, self.plan)
+        while self._stack and self._stack[-1][0] == level:
+            part = adapter.merge_parts([self._stack.pop()[1], part])
+            level += 1
+        self._stack.append((level, part))
+
+    def finish(self):
+        parts = [p for _, p in self._stack]
+        self._stack.clear()  # the parts must not outlive the merge: pass 2 holds only the finished table
+        merged = adapter.merge_parts(parts)
+        del parts
+        return adapter.finish_state(merged)
+
+
+def stream_evaluate(
+    refs,
+    preds,
+    metrics=None,
+    *,
+    tokenizer: str = "ptb",
+    df=None,
+    n: int = 4,
+    sigma: float = SIGMA,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    per_item=None,
+    collect_per_item: bool = False,
+    refs_format: str = "auto",
+    preds_format: str = "auto",
+    split: str | None = None,
+    meteor_options=None,
+    spool_dir=None,
+) -> ScaleResult:
+    """Score ``preds`` against ``refs`` chunk by chunk; the numbers of :func:`capeval.evaluate`.
+
+    ``refs`` / ``preds``: a path, a glob (``"refs-*.jsonl"``) or a list of them (JSONL, CSV, Parquet
+    read lazily; other formats of :mod:`capeval.formats` read whole), or in-memory mappings as for
+    ``evaluate``. Both sides must list the same ids in the same order. ``per_item``: a ``.csv``,
+    ``.jsonl`` or ``.json`` path for per-item scores (written as produced, renamed into place at the
+    end); ``collect_per_item=True`` also returns them as ``result.per_item``. ``metrics``,
+    ``tokenizer``, ``df``, ``n``, ``sigma``, ``meteor_options``: as for ``evaluate``.
+    """
+    plan = adapter.MetricPlan.build(metrics, tokenizer=tokenizer, n=n, sigma=sigma, df=df, meteor_options=meteor_options)
+    source = ItemSource(refs, preds, refs_format=refs_format, preds_format=preds_format, split=split)
+    started = time.perf_counter()
+    ids_seen = IdRegistry(source)
+    tokenized = (tokenize_chunk(c, ra, pa, plan.tokenizer) for c, ra, pa in with_lookahead(source.chunks(chunk_size, ids_seen)))
+    meteor_pool = adapter.start_meteor(plan, chunk_size)
+    skipped = {"METEOR": meteor_pool} if isinstance(meteor_pool, str) else {}
+    spool = None
+    try:
+        with PerItemSink(per_item, collect_per_item) as sink:
+            state = None
+            if plan.needs_corpus_state:  # pass 1: document frequencies of all references
+                spool = _Spool(spool_dir)
+                fitter = _StateFitter(plan)
+                for chunk in tokenized:
+                    fitter.add(chunk)
+                    spool.write(chunk)
+                ids_seen.check()
+                state = fitter.finish()
+                tokenized = spool.read()
+            pool = None if isinstance(meteor_pool, str) else meteor_pool
+            totals, n_items, n_chunks = None, 0, 0
+            min_refs, max_refs = None, 0
+            for chunk in tokenized:  # pass 2 (or the only pass): statistics chunk by chunk
+                corpus = ScoringCorpus(chunk.predictions, chunk.references)
+                stats = adapter.chunk_statistics(corpus, chunk.references, chunk.predictions, state, plan, pool)
+                totals = adapter.add_sums(totals, adapter.sum_statistics(stats))
+                sink.write(chunk.ids, adapter.per_item_scores(stats, plan))
+                n_items += len(chunk)
+                n_chunks += 1
+                counts = corpus.n_refs
+                min_refs = int(counts.min()) if min_refs is None else min(min_refs, int(counts.min()))
+                max_refs = max(max_refs, int(counts.max()))
+            if not plan.needs_corpus_state:
+                ids_seen.check()
+            meteor_parts = adapter.meteor_signature_parts(pool) if pool is not None else {}
+            signature, signatures = adapter.signatures(plan, min_refs, max_refs, meteor_parts, skipped)
+            path = sink.commit(signature)
+            frame = sink.frame()
+    finally:
+        if spool is not None:
+            spool.close()
+        if meteor_pool is not None and not isinstance(meteor_pool, str) and "scorer" not in plan.meteor_options:
+            meteor_pool.close()
+    return ScaleResult(
+        adapter.scores_from_sums(totals, plan),
+        signature,
+        signatures,
+        n_items,
+        "stream",
+        skipped,
+        frame,
+        path,
+        {"chunks": n_chunks, "chunk_size": chunk_size, "seconds": time.perf_counter() - started},
+    )

@@ -232,15 +232,42 @@ def _score_inputs(args):
     return _read_refs(ref_paths[0], args.refs_format, args.split), _read_preds(preds_path, args.preds_format)
 
 
+def _score_with_engine(args, metrics):
+    """Run ``capeval score`` on the stream or dask engine; the per-item file is written by the engine."""
+    if args.ci:
+        raise UsageError(f"--ci needs --engine memory (the bootstrap resamples per-item statistics held in memory), not {args.engine}")
+    if args.lenient:
+        raise UsageError(f"--lenient needs --engine memory: the {args.engine} engine reads both sides in the same id order")
+    if args.engine != "dask" and (args.workers or args.scheduler):
+        raise UsageError("--workers and --scheduler go with --engine dask")
+    if args.chunk_size < 1:
+        raise UsageError(f"--chunk-size must be at least 1, got {args.chunk_size}")
+    common = dict(
+        tokenizer=args.tokenizer,
+        df=args.df,
+        n=args.n,
+        sigma=args.sigma,
+        per_item=args.per_item,
+        refs_format=args.refs_format,
+        preds_format=args.preds_format,
+        split=args.split,
+    )
+    if args.engine == "stream":
+        from .engines.stream import stream_evaluate
+
+        return stream_evaluate(args.refs, args.preds, metrics, chunk_size=args.chunk_size, **common)
+    from .engines.dask_engine import dask_evaluate
+
+    return dask_evaluate(args.refs, args.preds, metrics, partition_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler, **common)
+
+
 def cmd_score(args) -> int:
     metrics = _metrics(args.metrics)
     if args.engine != "memory":  # stream / dask: lazy inputs (globs of shards), per-item file written as it goes
-        from .engines import _cli as engines_cli
-
         if len(args.inputs) != 2:
             raise UsageError(f"--engine {args.engine} takes REFS PREDS (each may be a glob of shards), got {len(args.inputs)} files")
         args.refs, args.preds = args.inputs
-        result = engines_cli.score(args, metrics)
+        result = _score_with_engine(args, metrics)
     else:
         refs, preds = _score_inputs(args)
         result = _evaluate(refs, preds, args, args.refs, args.preds, metrics)

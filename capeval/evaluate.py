@@ -128,23 +128,56 @@ def evaluate(
     options = Options(n=n, sigma=sigma, tokenizer=tokenizer, df=DocumentFrequencies.coerce(df, tokenizer=tokenizer, n=n, allow_mismatch=allow_df_mismatch), meteor=meteor_options or {})
     check_mappings(refs, preds)
     handles: dict[str, object] = {}
+    try:
+        handles, skipped = start_metrics(wanted, options, len(refs), explicit, stacklevel=3)
+        computed = [m for m in wanted if m.name in handles]
+        return _score(prepare(refs, preds, tokenizer=tokenizer, strict=strict), computed, handles, options, skipped)
+    finally:
+        end_metrics(wanted, handles)
+
+
+def start_metrics(wanted, options: Options, n_items: int, explicit: bool, stacklevel: int = 2):
+    """``(handles, skipped)``: what each metric's :meth:`~capeval.metrics.Metric.begin` started
+    (METEOR's JVMs load for seconds: started before the rest), and the output keys of metrics that
+    cannot run here with the reason (only when the metrics were not named: then it raises)."""
+    handles: dict[str, object] = {}
     skipped: dict[str, str] = {}
     try:
-        for metric in wanted:  # METEOR's JVMs load for seconds: start them before the rest
+        for metric in wanted:
             try:
-                handles[metric.name] = metric.begin(options, len(refs))
+                handles[metric.name] = metric.begin(options, n_items)
             except MetricUnavailableError as exc:
                 if explicit:
                     raise
                 label = metric.display_name(metric.keys(options)[0])
-                warnings.warn(f"{label} skipped: {exc}", MetricUnavailableWarning, stacklevel=2)
+                warnings.warn(f"{label} skipped: {exc}", MetricUnavailableWarning, stacklevel=stacklevel + 1)
                 skipped.update(dict.fromkeys(metric.keys(options), str(exc)))
-        computed = [m for m in wanted if m.name in handles]
-        return _score(prepare(refs, preds, tokenizer=tokenizer, strict=strict), computed, handles, options, skipped)
-    finally:
-        for metric in wanted:
-            if metric.name in handles:
-                metric.end(handles[metric.name])
+    except BaseException:
+        end_metrics(wanted, handles)
+        raise
+    return handles, skipped
+
+
+def end_metrics(wanted, handles: Mapping) -> None:
+    """Release what :func:`start_metrics` started."""
+    for metric in wanted:
+        if metric.name in handles:
+            metric.end(handles[metric.name])
+
+
+def build_signatures(nrefs: str, options: Options, computed, parts: Mapping[str, Mapping]) -> tuple[str, dict[str, str]]:
+    """``(overall signature, {metric name: signature})`` from each computed metric's signature parts:
+    the one place result signatures are assembled (evaluate and the scale engines)."""
+    common = {"nrefs": nrefs, "tok": options.tokenizer}
+    version = {"version": __version__}
+    headline: dict[str, object] = {}
+    signatures: dict[str, str] = {}
+    for metric in computed:
+        metric_parts = parts[metric.name]
+        signatures[metric.name] = make_signature({**common, **metric_parts, **version})
+        headline.update({k: metric_parts[k] for k in metric.headline if k in metric_parts})
+    overall = {**common, **options.signature(), **headline, "metrics": "+".join(m.name for m in computed), **version}
+    return make_signature(overall), signatures
 
 
 def _score(prepared: Prepared, computed, handles, options: Options, skipped) -> EvaluationResult:
@@ -152,10 +185,7 @@ def _score(prepared: Prepared, computed, handles, options: Options, skipped) -> 
     scores: dict[str, float] = {}
     columns: dict[str, np.ndarray] = {}
     statistics: dict[str, np.ndarray] = {}
-    signatures: dict[str, str] = {}
-    common = {"nrefs": prepared.nrefs, "tok": options.tokenizer}
-    version = {"version": __version__}
-    headline: dict[str, object] = {}
+    parts: dict[str, dict] = {}
     for metric in computed:
         state = metric.fit(corpus, options, handles[metric.name])
         stats = metric.statistics(corpus, state, options)
@@ -163,9 +193,7 @@ def _score(prepared: Prepared, computed, handles, options: Options, skipped) -> 
         statistics[metric.name] = stats
         scores.update(totals)
         columns.update(per_item)
-        parts = metric.signature(options, state)
-        signatures[metric.name] = make_signature({**common, **parts, **version})
-        headline.update({k: parts[k] for k in metric.headline if k in parts})
-    overall = {**common, **options.signature(), **headline, "metrics": "+".join(m.name for m in computed), **version}
+        parts[metric.name] = metric.signature(options, state)
+    signature, signatures = build_signatures(prepared.nrefs, options, computed, parts)
     per_item = PerItemColumns(prepared.ids, columns)
-    return EvaluationResult(scores, per_item, make_signature(overall), signatures, statistics, skipped, prepared)
+    return EvaluationResult(scores, per_item, signature, signatures, statistics, skipped, prepared)

@@ -1,33 +1,29 @@
-"""Everything metric-specific the scale engines need, in one place, on today's metric functions.
+"""What the scale engines need from the metrics, through the metric registry (:mod:`capeval.metrics`).
 
 The engines (``stream``, ``dask_engine``) only move chunks around; what a chunk contributes is
-decided here, in the shape of the metric protocol:
+decided by each registered :class:`~capeval.metrics.Metric`, the same objects ``evaluate`` uses:
 
 * :func:`fit_part` / :func:`merge_parts` / :func:`finish_state`: the corpus state that needs all
-  references (CIDEr's document frequencies: exact n-gram rows, counts that add across parts, and
-  ``ref_len = log(total items)`` only at the end);
-* :func:`chunk_statistics`: per-item sufficient statistics of one chunk, one float64 array per metric
-  (mean metrics carry a count column, so the column sums of any parts add up);
-* :func:`scores_from_sums` and :func:`per_item_scores`: corpus and per-item scores;
-* :func:`signatures`: the same signature strings as :func:`capeval.evaluate`.
-
-At merge time this module can be replaced by the metric registry without touching the engines.
+  references (document frequencies, for metrics with ``uses_document_frequencies``: exact n-gram
+  rows, counts that add across parts, and ``ref_len = log(total items)`` only at the end); it
+  reaches the metrics as ``options.df``, as precomputed frequencies would;
+* :func:`chunk_statistics`: each metric's per-item sufficient statistics of one chunk;
+* :func:`scores_from_sums` and :func:`per_item_scores`: ``Metric.scores`` of summed statistics and
+  ``Metric.per_item``;
+* :func:`signatures`: ``evaluate``'s own signature builder.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .. import __version__
 from .._corpus import ScoringCorpus
-from ..bleu import bleu_from_statistics, bleu_statistics
-from ..cider import SIGMA, cider_scores
 from ..df import DocumentFrequencies
-from ..evaluate import make_signature, metric_keys, normalize_metrics
-from ..rouge import BETA, rouge_l_scores
+from ..evaluate import build_signatures, end_metrics, start_metrics
+from ..metrics import SIGMA, Options, get, resolve
 
 CORPUS_DF = "corpus"  # the df signature of frequencies fitted on the references being scored
 
@@ -36,37 +32,48 @@ CORPUS_DF = "corpus"  # the df signature of frequencies fitted on the references
 class MetricPlan:
     """The metrics and options of one scoring job (what ``evaluate``'s keywords say)."""
 
-    metrics: tuple[str, ...]
-    explicit: bool  # metrics named by the caller (an unavailable METEOR is then an error)
-    tokenizer: str = "ptb"
-    n: int = 4
-    sigma: float = SIGMA
-    df: DocumentFrequencies | None = None  # precomputed; None: fitted on the references
-    meteor_options: Mapping = field(default_factory=dict)
+    metrics: tuple[str, ...]  # registered names, in evaluate's order
+    explicit: bool  # metrics named by the caller (an unavailable one is then an error)
+    options: Options
 
     @classmethod
     def build(cls, metrics=None, *, tokenizer="ptb", n=4, sigma=SIGMA, df=None, meteor_options=None) -> MetricPlan:
-        from ..tokenize import TOKENIZERS
+        options = Options(n=n, sigma=sigma, tokenizer=tokenizer, df=DocumentFrequencies.coerce(df, tokenizer=tokenizer, n=n), meteor=dict(meteor_options or {}))
+        return cls(tuple(m.name for m in resolve(metrics)), metrics is not None, options)
 
-        if tokenizer not in TOKENIZERS:
-            raise ValueError(f"unknown tokenizer {tokenizer!r}; expected one of {TOKENIZERS}")
-        return cls(
-            tuple(normalize_metrics(metrics, n)),
-            metrics is not None,
-            tokenizer,
-            n,
-            sigma,
-            DocumentFrequencies.coerce(df),
-            dict(meteor_options or {}),
-        )
+    @property
+    def tokenizer(self) -> str:
+        return self.options.tokenizer
+
+    @property
+    def n(self) -> int:
+        return self.options.n
+
+    @property
+    def df(self) -> DocumentFrequencies | None:
+        return self.options.df
+
+    @property
+    def meteor_options(self) -> Mapping:
+        return self.options.meteor
+
+    @property
+    def metric_objects(self) -> list:
+        return [get(name) for name in self.metrics]
 
     @property
     def needs_corpus_state(self) -> bool:
         """True when a first pass over all references must fit the document frequencies."""
-        return self.df is None and any(m in ("cider_d", "cider") for m in self.metrics)
+        return self.df is None and any(m.uses_document_frequencies for m in self.metric_objects)
+
+    def without_df(self) -> MetricPlan:
+        return replace(self, options=replace(self.options, df=None))
+
+    def without(self, names) -> MetricPlan:
+        return replace(self, metrics=tuple(m for m in self.metrics if m not in names))
 
     def keys(self, skipped: Mapping = ()) -> list[str]:
-        return [k for m in self.metrics for k in metric_keys(m, self.n) if k not in skipped]
+        return [k for m in self.metric_objects for k in m.keys(self.options) if k not in skipped]
 
 
 # -- the corpus state: document frequencies that add across parts ------------------------------------
@@ -152,44 +159,46 @@ def finish_state(part: DfPart) -> DocumentFrequencies:
 
 
 # -- per-chunk statistics ---------------------------------------------------------------------------
-METEOR_COLUMNS = 23  # the jar's summable statistics; one more column holds the segment's own score
+def start(plan: MetricPlan, n_items: int) -> tuple[dict, dict]:
+    """``(handles, skipped)``: what each metric starts before scoring (METEOR's engine), as evaluate."""
+    return start_metrics(plan.metric_objects, plan.options, n_items, plan.explicit, stacklevel=3)
 
 
-def chunk_statistics(
-    corpus: ScoringCorpus,
-    references: list[list[str]],
-    predictions: list[str],
-    state: DocumentFrequencies | None,
-    plan: MetricPlan,
-    meteor_pool=None,
-) -> dict[str, np.ndarray]:
-    """Per-item statistics of one chunk, ``{metric: (N, k) float64}``.
+def end(plan: MetricPlan, handles: Mapping) -> None:
+    end_metrics(plan.metric_objects, handles)
 
-    ``bleu``: coco's ``[testlen, reflen, guess_1..n, correct_1..n]``; ``rouge_l``, ``cider_d``,
-    ``cider``: ``[score, 1]``; ``meteor``: the jar's 23 summable statistics and the segment's score.
-    ``state``: the corpus document frequencies (or ``plan.df``); ``meteor_pool``: an open pool."""
+
+def unavailable(plan: MetricPlan) -> dict[str, str]:
+    """``{metric name: why it cannot run here}``, checked without starting anything."""
+    reasons = {m.name: m.unavailable_reason(plan.options) for m in plan.metric_objects}
+    return {name: why for name, why in reasons.items() if why}
+
+
+def skipped_keys(plan: MetricPlan, reasons: Mapping[str, str]) -> dict[str, str]:
+    """``{output key: reason}`` of unavailable metrics, the form of ``EvaluationResult.skipped``."""
+    return {k: reasons[m.name] for m in plan.metric_objects if m.name in reasons for k in m.keys(plan.options)}
+
+
+def _chunk_options(plan: MetricPlan, state: DocumentFrequencies | None) -> Options:
+    """The options a chunk is scored with: the corpus-wide document frequencies as ``df``."""
+    return plan.options if state is None or plan.df is not None else replace(plan.options, df=state)
+
+
+def chunk_statistics(corpus: ScoringCorpus, state: DocumentFrequencies | None, plan: MetricPlan, handles: Mapping) -> tuple[dict, dict]:
+    """``({metric: (N, k) float64 statistics}, {metric: signature parts})`` of one chunk.
+
+    ``state``: the corpus document frequencies (or None with ``plan.df``); ``handles``: what
+    :func:`start` returned (metrics without a handle are skipped)."""
+    options = _chunk_options(plan, state)
     stats: dict[str, np.ndarray] = {}
-    df = plan.df if plan.df is not None else state
-    for metric in plan.metrics:
-        if metric == "bleu":
-            stats[metric] = bleu_statistics(corpus, plan.n)
-        elif metric == "rouge_l":
-            stats[metric] = _with_count(rouge_l_scores(corpus))
-        elif metric in ("cider_d", "cider"):
-            if df is None:
-                raise ValueError("CIDEr needs the corpus document frequencies: fit them first (finish_state)")
-            per = cider_scores(corpus, df=df, n=plan.n, sigma=plan.sigma, defended=metric == "cider_d")
-            stats[metric] = _with_count(per)
-        elif metric == "meteor" and meteor_pool is not None:
-            from ..meteor import meteor_segments
-
-            result = meteor_segments(references, predictions, scorer=meteor_pool)
-            stats[metric] = np.column_stack([np.asarray(result.stats, dtype=np.float64), np.asarray(result.per_item, dtype=np.float64)])
-    return stats
-
-
-def _with_count(per_item: np.ndarray) -> np.ndarray:
-    return np.column_stack([per_item, np.ones(len(per_item))])
+    parts: dict[str, dict] = {}
+    for metric in plan.metric_objects:
+        if metric.name not in handles:
+            continue
+        fitted = metric.fit(corpus, options, handles[metric.name])
+        stats[metric.name] = np.asarray(metric.statistics(corpus, fitted, options), dtype=np.float64)
+        parts[metric.name] = metric.signature(plan.options, fitted)  # the plan's df: "corpus" when fitted here
+    return stats, parts
 
 
 def sum_statistics(stats: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -207,76 +216,23 @@ def add_sums(total: dict[str, np.ndarray] | None, sums: Mapping[str, np.ndarray]
 def per_item_scores(stats: Mapping[str, np.ndarray], plan: MetricPlan) -> dict[str, np.ndarray]:
     """``{output key: (N,) scores}`` in evaluate()'s column order."""
     out: dict[str, np.ndarray] = {}
-    for metric in plan.metrics:
-        if metric not in stats:
-            continue
-        s = stats[metric]
-        if metric == "bleu":
-            per = bleu_from_statistics(s, plan.n)
-            for k, key in enumerate(metric_keys("bleu", plan.n)):
-                out[key] = per[:, k]
-        elif metric == "meteor":
-            out["METEOR"] = s[:, METEOR_COLUMNS]
-        else:
-            out[metric_keys(metric)[0]] = s[:, 0]
+    for metric in plan.metric_objects:
+        if metric.name in stats:
+            out.update(metric.per_item(stats[metric.name]))
     return out
 
 
 def scores_from_sums(sums: Mapping[str, np.ndarray], plan: MetricPlan) -> dict[str, float]:
     """Corpus scores from the column sums of all items' statistics."""
-    from ..meteor import meteor_scores_from_stats
-
     scores: dict[str, float] = {}
-    for metric in plan.metrics:
-        if metric not in sums:
-            continue
-        s = sums[metric]
-        if metric == "bleu":
-            total = bleu_from_statistics(s, plan.n)
-            for k, key in enumerate(metric_keys("bleu", plan.n)):
-                scores[key] = float(total[k])
-        elif metric == "meteor":
-            scores["METEOR"] = float(meteor_scores_from_stats(s[:METEOR_COLUMNS]))
-        else:
-            scores[metric_keys(metric)[0]] = float(s[0] / s[1])
+    for metric in plan.metric_objects:
+        if metric.name in sums:
+            scores.update({k: float(v) for k, v in metric.scores(sums[metric.name]).items()})
     return scores
 
 
-# -- signatures -------------------------------------------------------------------------------------
-def signatures(plan: MetricPlan, min_refs: int, max_refs: int, meteor_parts: Mapping[str, str], skipped: Mapping) -> tuple[str, dict[str, str]]:
+def signatures(plan: MetricPlan, min_refs: int, max_refs: int, parts: Mapping[str, Mapping]) -> tuple[str, dict[str, str]]:
     """``(signature, {metric: signature})`` exactly as :func:`capeval.evaluate` builds them."""
     nrefs = str(min_refs) if min_refs == max_refs else f"{min_refs}-{max_refs}"
-    common = {"nrefs": nrefs, "tok": plan.tokenizer}
-    version = {"version": __version__}
-    df_sig = CORPUS_DF if plan.df is None else plan.df.signature
-    out: dict[str, str] = {}
-    for metric in plan.metrics:
-        if metric == "bleu":
-            out[metric] = make_signature({**common, "n": plan.n, "reflen": "closest", **version})
-        elif metric == "rouge_l":
-            out[metric] = make_signature({**common, "beta": BETA, **version})
-        elif metric in ("cider_d", "cider"):
-            extra = {"sigma": plan.sigma} if metric == "cider_d" else {}
-            out[metric] = make_signature({**common, "df": df_sig, "n": plan.n, **extra, **version})
-        elif metric == "meteor" and "METEOR" not in skipped:
-            out[metric] = make_signature({**common, **meteor_parts, **version})
-    computed = [m for m in plan.metrics if not (m == "meteor" and "METEOR" in skipped)]
-    overall = {**common, "df": df_sig, "n": plan.n, "sigma": plan.sigma, **meteor_parts, "metrics": "+".join(computed), **version}
-    return make_signature(overall), out
-
-
-def start_meteor(plan: MetricPlan, n_items: int):
-    """An open METEOR pool (when METEOR is wanted), or why it is skipped (a string), or None."""
-    if "meteor" not in plan.metrics:
-        return None
-    from ..evaluate import _start_meteor
-
-    return _start_meteor(n_items, plan.explicit, plan.meteor_options)
-
-
-def meteor_signature_parts(pool) -> dict[str, str]:
-    from ..evaluate import _jar_tag
-    from ..meteor import FLAGS, VERSION
-
-    jar = str(getattr(pool, "jar", "") or "")
-    return {"meteor": f"{VERSION} {FLAGS}", **({"jar": _jar_tag(jar)} if jar else {})}
+    computed = [m for m in plan.metric_objects if m.name in parts]
+    return build_signatures(nrefs, plan.options, computed, parts)

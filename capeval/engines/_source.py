@@ -228,9 +228,9 @@ class ItemSource:
         if self.in_memory:
             if not (isinstance(refs, Mapping) and isinstance(preds, Mapping)):
                 raise InputError("refs and preds must both be mappings, or both be files (paths or globs)")
-            from ..evaluate import _align_ids
+            from .._inputs import align_ids
 
-            self._ids = _align_ids(refs, preds, strict=True)
+            self._ids = align_ids(refs, preds, strict=True)
             self._refs, self._preds = refs, preds
         else:
             self.refs_paths = expand_paths(refs)
@@ -280,13 +280,13 @@ class ItemSource:
 
 def _validated(items: list, start: int, ids_seen: IdRegistry | None) -> Chunk:
     """Checked as evaluate() checks its input (errors name the id)."""
-    from ..evaluate import _as_prediction, _as_reference_lists
+    from .._inputs import prediction, reference_lists
 
     ids = [item[0] for item in items]
     if ids_seen is not None:
         ids_seen.add(ids)
-    references = _as_reference_lists({item[0]: item[1] for item in items}, ids)
-    predictions = [p if type(p) is str else _as_prediction(p, key) for key, _, p, _ in items]
+    references = reference_lists({item[0]: item[1] for item in items}, ids)
+    predictions = [p if type(p) is str else prediction(p, key) for key, _, p, _ in items]
     return Chunk(ids, references, predictions, start)
 
 

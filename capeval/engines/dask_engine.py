@@ -25,11 +25,10 @@ import os
 import time
 import uuid
 import warnings
-from dataclasses import replace
 
 from .._corpus import ScoringCorpus
-from ..cider import SIGMA
 from ..errors import CapevalError
+from ..metrics import SIGMA
 from . import _adapter as adapter
 from ._output import PerItemSink, ScaleResult
 from ._source import Chunk, IdRegistry, ItemSource, tokenize_chunk, with_lookahead
@@ -66,27 +65,25 @@ def _finish_task(part: adapter.DfPart):
     return adapter.finish_state(part)
 
 
-_WORKER_METEOR = {}
+_WORKER_HANDLES: dict = {}
 
 
-def _worker_meteor(options: dict):
-    """One METEOR pool per worker process, opened on first use and kept for later partitions."""
-    key = repr(sorted(options.items()))
-    if key not in _WORKER_METEOR:
-        from ..meteor import Meteor
-
-        _WORKER_METEOR[key] = Meteor(**options).start()
-    return _WORKER_METEOR[key]
+def _worker_handles(plan: adapter.MetricPlan) -> dict:
+    """What the metrics start (METEOR's engine), once per worker process and kept for later partitions."""
+    key = repr((plan.metrics, sorted(plan.meteor_options.items())))
+    if key not in _WORKER_HANDLES:
+        _WORKER_HANDLES[key] = adapter.start(plan, 0)[0]
+    return _WORKER_HANDLES[key]
 
 
 def _score_task(chunk: Chunk, state, plan: adapter.MetricPlan) -> dict:
-    corpus = ScoringCorpus(chunk.predictions, chunk.references)
-    pool = _worker_meteor(dict(plan.meteor_options)) if "meteor" in plan.metrics else None
-    stats = adapter.chunk_statistics(corpus, chunk.references, chunk.predictions, state, plan, pool)
+    corpus = ScoringCorpus(chunk.predictions, chunk.references, chunk.ids)
+    stats, parts = adapter.chunk_statistics(corpus, state, plan, _worker_handles(plan))
     return {
         "ids": chunk.ids,
         "sums": adapter.sum_statistics(stats),
         "per_item": adapter.per_item_scores(stats, plan),
+        "signature_parts": parts,
         "min_refs": int(corpus.n_refs.min()),
         "max_refs": int(corpus.n_refs.max()),
     }
@@ -112,24 +109,23 @@ def _connect(client, scheduler: str | None, workers: int | None):
         yield own
 
 
-def _meteor_plan(plan: adapter.MetricPlan) -> tuple[adapter.MetricPlan, dict, dict]:
-    """The plan the workers run (METEOR left out when unavailable), the skipped reasons, the
-    signature parts; checked here once rather than failing on every worker."""
-    if "meteor" not in plan.metrics:
-        return plan, {}, {}
-    from ..errors import MeteorUnavailableError
+def _runnable_plan(plan: adapter.MetricPlan) -> tuple[adapter.MetricPlan, dict]:
+    """The plan the workers run (metrics that cannot run here left out, as evaluate does) and the
+    skipped keys; checked here once rather than failing on every worker."""
+    from ..errors import MetricUnavailableError
     from ..evaluate import MetricUnavailableWarning
-    from ..meteor import find_meteor_jar, meteor_unavailable_reason
 
-    options = plan.meteor_options
-    reason = meteor_unavailable_reason(options.get("jar"), options.get("java"))
-    if reason is None:
-        jar = find_meteor_jar(options.get("jar"))
-        return plan, {}, adapter.meteor_signature_parts(type("Jar", (), {"jar": jar}))
-    if plan.explicit:
-        raise MeteorUnavailableError(reason)
-    warnings.warn(f"METEOR skipped: {reason}", MetricUnavailableWarning, stacklevel=3)
-    return replace(plan, metrics=tuple(m for m in plan.metrics if m != "meteor")), {"METEOR": reason}, {}
+    reasons = adapter.unavailable(plan)
+    if not reasons:
+        return plan, {}
+    if plan.explicit:  # the metric's own typed error (begin raises it where the metric cannot run)
+        name, why = next(iter(reasons.items()))
+        metric = adapter.get(name)
+        metric.end(metric.begin(plan.options, 0))
+        raise MetricUnavailableError(why)
+    for name, why in reasons.items():
+        warnings.warn(f"{name} skipped: {why}", MetricUnavailableWarning, stacklevel=3)
+    return plan.without(reasons), adapter.skipped_keys(plan, reasons)
 
 
 def dask_evaluate(
@@ -163,9 +159,9 @@ def dask_evaluate(
     """
     _import_distributed()
     plan = adapter.MetricPlan.build(metrics, tokenizer=tokenizer, n=n, sigma=sigma, df=df, meteor_options=meteor_options)
-    plan, skipped, meteor_parts = _meteor_plan(plan)
+    plan, skipped = _runnable_plan(plan)
     source = ItemSource(refs, preds, refs_format=refs_format, preds_format=preds_format, split=split)
-    worker_plan = replace(plan, df=None)  # a given df travels once, as a replicated future
+    worker_plan = plan.without_df()  # a given df travels once, as a replicated future
     job = uuid.uuid4().hex[:8]
     started = time.perf_counter()
     ids_seen = IdRegistry(source)
@@ -201,15 +197,17 @@ def dask_evaluate(
             for i, tok in enumerate(tokenized)
         ]
         totals, n_items, min_refs, max_refs = None, 0, None, 0
+        parts: dict = {}
         for i in range(len(scores)):  # in order: per-item rows keep the input order
             part = scores[i].result()
             scores[i] = tokenized[i] = None  # release the partition on the workers
             totals = adapter.add_sums(totals, part["sums"])
+            parts = parts or part["signature_parts"]
             sink.write(part["ids"], part["per_item"])
             n_items += len(part["ids"])
             min_refs = part["min_refs"] if min_refs is None else min(min_refs, part["min_refs"])
             max_refs = max(max_refs, part["max_refs"])
-        signature, signatures = adapter.signatures(plan, min_refs, max_refs, meteor_parts, skipped)
+        signature, signatures = adapter.signatures(plan, min_refs, max_refs, parts)
         path = sink.commit(signature)
         frame = sink.frame()
         n_workers = len(dask_client.scheduler_info().get("workers", {}))

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 
 from .._corpus import ScoringCorpus
-from ..cider import SIGMA
+from ..metrics import SIGMA
 from . import _adapter as adapter
 from ._output import PerItemSink, ScaleResult
 from ._source import Chunk, IdRegistry, ItemSource, tokenize_chunk, with_lookahead
@@ -106,10 +106,10 @@ def stream_evaluate(
     started = time.perf_counter()
     ids_seen = IdRegistry(source)
     tokenized = (tokenize_chunk(c, ra, pa, plan.tokenizer) for c, ra, pa in with_lookahead(source.chunks(chunk_size, ids_seen)))
-    meteor_pool = adapter.start_meteor(plan, chunk_size)
-    skipped = {"METEOR": meteor_pool} if isinstance(meteor_pool, str) else {}
+    handles: dict = {}
     spool = None
     try:
+        handles, skipped = adapter.start(plan, chunk_size)
         with PerItemSink(per_item, collect_per_item) as sink:
             state = None
             if plan.needs_corpus_state:  # pass 1: document frequencies of all references
@@ -121,12 +121,13 @@ def stream_evaluate(
                 ids_seen.check()
                 state = fitter.finish()
                 tokenized = spool.read()
-            pool = None if isinstance(meteor_pool, str) else meteor_pool
             totals, n_items, n_chunks = None, 0, 0
+            parts: dict = {}
             min_refs, max_refs = None, 0
             for chunk in tokenized:  # pass 2 (or the only pass): statistics chunk by chunk
-                corpus = ScoringCorpus(chunk.predictions, chunk.references)
-                stats = adapter.chunk_statistics(corpus, chunk.references, chunk.predictions, state, plan, pool)
+                corpus = ScoringCorpus(chunk.predictions, chunk.references, chunk.ids)
+                stats, chunk_parts = adapter.chunk_statistics(corpus, state, plan, handles)
+                parts = parts or chunk_parts
                 totals = adapter.add_sums(totals, adapter.sum_statistics(stats))
                 sink.write(chunk.ids, adapter.per_item_scores(stats, plan))
                 n_items += len(chunk)
@@ -136,15 +137,13 @@ def stream_evaluate(
                 max_refs = max(max_refs, int(counts.max()))
             if not plan.needs_corpus_state:
                 ids_seen.check()
-            meteor_parts = adapter.meteor_signature_parts(pool) if pool is not None else {}
-            signature, signatures = adapter.signatures(plan, min_refs, max_refs, meteor_parts, skipped)
+            signature, signatures = adapter.signatures(plan, min_refs, max_refs, parts)
             path = sink.commit(signature)
             frame = sink.frame()
     finally:
         if spool is not None:
             spool.close()
-        if meteor_pool is not None and not isinstance(meteor_pool, str) and "scorer" not in plan.meteor_options:
-            meteor_pool.close()
+        adapter.end(plan, handles)
     return ScaleResult(
         adapter.scores_from_sums(totals, plan),
         signature,

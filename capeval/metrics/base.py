@@ -82,6 +82,9 @@ class Metric:
     report_rank: int = 100
     coco: tuple[str, Mapping[str, str]] | None = None
     headline: tuple[str, ...] = ()
+    # fit() counts document frequencies over every reference of the corpus (CIDEr): an engine that
+    # scores a corpus in parts counts them once over all parts and passes them as ``options.df``
+    uses_document_frequencies: bool = False
 
     # -- names and keys ------------------------------------------------------------------------------
     def keys(self, options: Options | None = None) -> list[str]:
@@ -104,6 +107,10 @@ class Metric:
     def begin(self, options: Options, n_items: int):
         """Start what must run before the corpus is ready (METEOR's JVMs); raise
         :class:`~capeval.errors.MetricUnavailableError` if the metric cannot run here."""
+        return None
+
+    def unavailable_reason(self, options: Options) -> str | None:
+        """Why this metric cannot run here (checked without starting anything), or None."""
         return None
 
     def end(self, handle) -> None:

@@ -155,6 +155,7 @@ class CIDErD(MeanMetric):
     report_rank = 0
     coco = ("CIDEr", {"CIDEr-D": "CIDEr"})
     defended = True
+    uses_document_frequencies = True
 
     def fit(self, corpus, options: Options, handle=None):
         return fit_frequencies(corpus, options.df, options.n)

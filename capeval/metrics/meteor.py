@@ -65,6 +65,14 @@ class Meteor(Metric):
         pool = Pool(**{k: v for k, v in options.meteor.items() if k not in ("scorer", "progress", "backend")})
         return MeteorState(pool=pool.start(pool.jvms_for(n_items)), owned=True)
 
+    def unavailable_reason(self, options: Options) -> str | None:
+        from ..meteor import meteor_unavailable_reason
+
+        meteor = options.meteor
+        if meteor.get("scorer") is not None:
+            return None
+        return meteor_unavailable_reason(meteor.get("jar"), meteor.get("java"), backend=meteor.get("backend", "auto"))
+
     def end(self, handle) -> None:
         if handle is not None and getattr(handle, "owned", False):
             handle.pool.close()

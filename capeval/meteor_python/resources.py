@@ -1,0 +1,303 @@
+"""Meteor 1.5's English resources, read in place from the installed pycocoevalcap, and their cache.
+
+From ``meteor-1.5.jar`` (a zip): ``function/english.words``, ``nonbreaking/english.prefixes``,
+``synonym/english.synsets`` and ``synonym/english.exceptions``; beside it ``data/paraphrase-en.gz``.
+``synonym/english.relations`` is read by the jar but never consulted when scoring, so it is skipped.
+
+The paraphrase table (5.27 M entries, 272 MB of text) is parsed once into a compact cache under
+``$CAPEVAL_CACHE`` (default ``~/.cache/capeval``): a vocabulary and CSR int32 arrays, keyed by the
+SHA-256 of the jar and of the table, written to a temporary file and renamed into place (readers never
+see a partial file; concurrent builders each write their own file and the last rename wins with the
+same bytes), rebuilt when either source changes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from capeval.errors import MeteorUnavailableError
+
+from ._java import java_tokens
+from .normalize import parse_nonbreaking_prefixes
+
+JAR_NAME = "meteor-1.5.jar"
+PARAPHRASE = Path("data") / "paraphrase-en.gz"
+ENV_JAR = "CAPEVAL_METEOR_JAR"
+ENV_CACHE = "CAPEVAL_CACHE"
+CACHE_FORMAT = 1
+JAR_MEMBERS = {
+    "function_words": "function/english.words",
+    "prefixes": "nonbreaking/english.prefixes",
+    "synsets": "synonym/english.synsets",
+    "exceptions": "synonym/english.exceptions",
+}
+INSTALL_HINT = (
+    "pip install pycocoevalcap (its meteor-1.5.jar and data/paraphrase-en.gz are Meteor's English "
+    f"tables; no Java needed), or set {ENV_JAR} to a meteor-1.5.jar with data/paraphrase-en.gz beside it"
+)
+
+
+def find_jar(jar=None) -> Path:
+    """The meteor-1.5.jar to read: ``jar``, else ``$CAPEVAL_METEOR_JAR``, else pycocoevalcap's."""
+    if jar is None:
+        jar = os.environ.get(ENV_JAR) or None
+    if jar is None:
+        spec = importlib.util.find_spec("pycocoevalcap")
+        if spec is None or not spec.submodule_search_locations:
+            raise MeteorUnavailableError(f"pycocoevalcap is not installed: {INSTALL_HINT}")
+        jar = Path(next(iter(spec.submodule_search_locations))) / "meteor" / JAR_NAME
+    jar = Path(jar)
+    if jar.is_dir():
+        jar = jar / JAR_NAME
+    if not jar.is_file():
+        raise MeteorUnavailableError(f"no Meteor jar at {jar}: {INSTALL_HINT}")
+    table = jar.parent / PARAPHRASE
+    if not table.is_file():
+        raise MeteorUnavailableError(f"no paraphrase table at {table}: {INSTALL_HINT}")
+    try:
+        with zipfile.ZipFile(jar) as z:
+            names = set(z.namelist())
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise MeteorUnavailableError(f"{jar} is not a readable jar ({exc}): {INSTALL_HINT}") from None
+    missing = sorted(m for m in JAR_MEMBERS.values() if m not in names)
+    if missing:
+        raise MeteorUnavailableError(f"{jar} lacks {', '.join(missing)}: {INSTALL_HINT}")
+    return jar
+
+
+def unavailable_reason(jar=None) -> str | None:
+    """None when Meteor's English tables can be read (no Java needed), else why not."""
+    try:
+        find_jar(jar)
+    except MeteorUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "capeval")
+
+
+# -- source fingerprints --------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fingerprint(path: Path, memo_dir: Path) -> str:
+    """SHA-256 of a file, remembered against its size, mtime and inode (hashing the 62 MB table on
+    every load would cost more than loading the cache)."""
+    st = path.stat()
+    stamp = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
+    memo = memo_dir / "hashes.json"
+    try:
+        known = json.loads(memo.read_text("utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(stamp), str):
+        return known[stamp]
+    value = _sha256(path)
+    known = {k: v for k, v in (known.items() if isinstance(known, dict) else ()) if not k.startswith(f"{path.resolve()}|")}
+    known[stamp] = value
+    try:
+        _atomic_write(memo, json.dumps(known, indent=0).encode("utf-8"))
+    except OSError:
+        pass
+    return value
+
+
+def _atomic_write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# -- parsing --------------------------------------------------------------------------------------
+def _java_lines(data: bytes) -> list[str]:
+    """``BufferedReader.readLine`` over UTF-8 (malformed bytes replaced): \\n, \\r\\n and \\r end lines."""
+    text = data.decode("utf-8", errors="replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _parse_synsets(data: bytes) -> dict[str, list[int]]:
+    """Word lines alternating with lines of synset ids; a later entry for a word replaces an earlier one."""
+    lines = _java_lines(data)
+    synsets: dict[str, list[int]] = {}
+    for k in range(0, len(lines) - 1, 2):
+        synsets[lines[k]] = [int(t) for t in java_tokens(lines[k + 1])]
+    return synsets
+
+
+def _parse_exceptions(data: bytes) -> dict[str, list[str]]:
+    """Base-form lines alternating with lines of irregular forms: irregular form -> its base forms."""
+    lines = _java_lines(data)
+    bases: dict[str, list[str]] = {}
+    for k in range(0, len(lines) - 1, 2):
+        for form in java_tokens(lines[k + 1]):
+            bases.setdefault(form, []).append(lines[k])
+    return bases
+
+
+def _build_paraphrase_arrays(path: Path, progress=None) -> dict[str, np.ndarray]:
+    """The table's 3-line records (probability, phrase, paraphrase) as distinct token sequences (CSR
+    over a vocabulary) and, per entry in file order, the ids of its phrase and paraphrase."""
+    vocab: dict[str, int] = {}
+    sequences: dict[str, int] = {}
+    seq_tokens: list[int] = []
+    seq_offsets: list[int] = [0]
+    entry_phrase: list[int] = []
+    entry_para: list[int] = []
+
+    def sequence_id(line: str) -> int:
+        sid = sequences.get(line)
+        if sid is None:
+            sid = sequences[line] = len(sequences)
+            for token in java_tokens(line):
+                tid = vocab.get(token)
+                if tid is None:
+                    tid = vocab[token] = len(vocab)
+                seq_tokens.append(tid)
+            seq_offsets.append(len(seq_tokens))
+        return sid
+
+    bar = _progress_bar(progress, total=path.stat().st_size, desc="METEOR paraphrase cache", unit="B")
+    with open(path, "rb") as raw:
+        with gzip.GzipFile(fileobj=raw) as gz:
+            reader = io.TextIOWrapper(gz, encoding="utf-8", errors="replace", newline=None)
+            position = 0
+            while True:
+                if bar is not None and raw.tell() - position > (4 << 20):
+                    bar.update(raw.tell() - position)
+                    position = raw.tell()
+                probability = reader.readline()
+                if not probability:
+                    break
+                phrase = reader.readline()
+                para = reader.readline()
+                if not para and not phrase:
+                    raise MeteorUnavailableError(f"{path} ends inside a record: reinstall pycocoevalcap")
+                entry_phrase.append(sequence_id(phrase.rstrip("\n")))
+                entry_para.append(sequence_id(para.rstrip("\n")))
+    if bar is not None:
+        bar.update(path.stat().st_size - position)
+        bar.close()
+    words = "\n".join(vocab)
+    return {
+        "vocab": np.frombuffer(words.encode("utf-8"), dtype=np.uint8),
+        "seq_offsets": np.asarray(seq_offsets, dtype=np.int64),
+        "seq_tokens": np.asarray(seq_tokens, dtype=np.int32),
+        "entry_phrase": np.asarray(entry_phrase, dtype=np.int32),
+        "entry_para": np.asarray(entry_para, dtype=np.int32),
+    }
+
+
+def _progress_bar(progress, total: int, desc: str, unit: str = "it"):
+    if progress is False:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a core dependency
+        return None
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, disable=None if progress is None else not progress)
+
+
+# -- the loaded resources -------------------------------------------------------------------------
+@dataclass
+class MeteorTables:
+    """Everything the aligner reads, in memory."""
+
+    jar: Path
+    function_words: frozenset
+    prefixes: dict
+    synsets: dict  # word -> list of synset ids
+    exceptions: dict  # irregular form -> list of base forms
+    para_vocab: list  # token strings
+    para_seq_offsets: np.ndarray
+    para_seq_tokens: np.ndarray
+    para_entry_phrase: np.ndarray
+    para_entry_para: np.ndarray
+    cache_file: Path | None = None
+
+
+def cache_path(jar: Path) -> Path:
+    root = cache_root() / "meteor_python"
+    key = hashlib.sha256(
+        f"{CACHE_FORMAT}|{_fingerprint(jar, root)}|{_fingerprint(jar.parent / PARAPHRASE, root)}".encode()
+    ).hexdigest()[:24]
+    return root / f"paraphrase-en-{key}.npz"
+
+
+def _load_or_build_paraphrase(jar: Path, progress=None) -> tuple[dict[str, np.ndarray], Path]:
+    target = cache_path(jar)
+    try:
+        with np.load(target, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}, target
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        pass  # absent or unreadable (a foreign or damaged file): rebuild it
+    arrays = _build_paraphrase_arrays(jar.parent / PARAPHRASE, progress=progress)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    try:
+        _atomic_write(target, buffer.getvalue())
+    except OSError:
+        pass  # a read-only cache directory only costs the rebuild next time
+    return arrays, target
+
+
+_LOADED: dict[tuple[str, str], MeteorTables] = {}
+
+
+def load_tables(jar=None, progress=None) -> MeteorTables:
+    """Meteor's English tables (built into the cache on first use, then loaded from it; memoized)."""
+    jar = find_jar(jar)
+    key = (str(jar.resolve()), str(cache_root()))
+    if key in _LOADED:
+        return _LOADED[key]
+    with zipfile.ZipFile(jar) as z:
+        raw = {name: z.read(member) for name, member in JAR_MEMBERS.items()}
+    arrays, target = _load_or_build_paraphrase(jar, progress=progress)
+    vocab_text = arrays["vocab"].tobytes().decode("utf-8")
+    tables = MeteorTables(
+        jar=jar,
+        function_words=frozenset(_java_lines(raw["function_words"])),
+        prefixes=parse_nonbreaking_prefixes("\n".join(_java_lines(raw["prefixes"]))),
+        # The jar reads the synsets with the platform charset; the file is ASCII, so UTF-8 is the same.
+        synsets=_parse_synsets(raw["synsets"]),
+        exceptions=_parse_exceptions(raw["exceptions"]),
+        para_vocab=vocab_text.split("\n") if vocab_text else [],
+        para_seq_offsets=arrays["seq_offsets"],
+        para_seq_tokens=arrays["seq_tokens"],
+        para_entry_phrase=arrays["entry_phrase"],
+        para_entry_para=arrays["entry_para"],
+        cache_file=target,
+    )
+    _LOADED[key] = tables
+    return tables

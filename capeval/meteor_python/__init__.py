@@ -74,14 +74,14 @@ def _score_chunk(task):
 def _score_segments(aligner: Aligner, refs: list[list[str]], hyps: list[str], bar=None) -> np.ndarray:
     """Per segment, the statistics of every reference (rows in segment order, then reference order)."""
     rows = []
-    words = aligner.words
+    sentence = aligner.sentence
     enabled = gc.isenabled()
     gc.disable()  # the search allocates many small lists: the cyclic collector would triple its cost
     try:
         for k, (seg_refs, hyp) in enumerate(zip(refs, hyps)):
-            test = words(hyp)
+            test = sentence(hyp)
             for ref in seg_refs:
-                rows.append(aligner.statistics(test, words(ref)))
+                rows.append(aligner.statistics(test, sentence(ref)))
             if bar is not None and k % 256 == 255:
                 bar.update(256)
     finally:
@@ -130,13 +130,16 @@ def segment_statistics(
     if not hyps:
         return np.zeros((0, 23), dtype=np.float64)
     aligner = Aligner(tables)
-    vocabulary = set()
-    for seg_refs, hyp in zip(refs, hyps):
-        vocabulary.update(aligner.words(hyp))
-        for r in seg_refs:
-            vocabulary.update(aligner.words(r))
-    paraphrases = ParaphraseIndex.for_words(tables, vocabulary)
+    texts = dict.fromkeys(hyps)
+    for seg_refs in refs:
+        texts.update(dict.fromkeys(seg_refs))
+    sentences = [aligner.words(t) for t in texts]
+    paraphrases = ParaphraseIndex.for_sentences(tables, sentences)
     aligner.paraphrases = paraphrases
+    for words in sentences:  # per-word data (stems...) here, before any worker starts
+        for w in words:
+            aligner.info(w)
+    tables.remember_stems(aligner.stemmer.new_stems)
 
     n = len(hyps)
     show = progress if progress is not None else n >= PROGRESS_FROM

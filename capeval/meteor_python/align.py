@@ -69,22 +69,23 @@ class ParaphraseIndex:
     entries: dict = field(default_factory=dict)
     prefixes: set = field(default_factory=set)
     max_length: int = 0
+    max_para_length: int = 0
 
     @classmethod
-    def for_words(cls, tables: MeteorTables, words) -> ParaphraseIndex:
+    def for_sentences(cls, tables: MeteorTables, sentences) -> ParaphraseIndex:
+        """Keep the entries whose phrase and paraphrase both occur as n-grams of ``sentences`` (word
+        lists): a few ten thousand of the 5.27 M. Sequences are compared by a 64-bit rolling hash of
+        their token ids first (vectorized), then exactly by their words."""
         vocab_ids = _vocab_index(tables)
-        wanted = np.zeros(len(tables.para_vocab) + 1, dtype=np.int8)
-        for w in words:
-            tid = vocab_ids.get(w)
-            if tid is not None:
-                wanted[tid] = 1
+        seq_hashes, max_length = _sequence_hashes(tables)
+        corpus = _corpus_ngram_hashes(sentences, vocab_ids, max_length)
+        usable = np.isin(seq_hashes, corpus)
         offsets = tables.para_seq_offsets
         lengths = np.diff(offsets)
-        present = np.concatenate(([0], np.cumsum(wanted[tables.para_seq_tokens], dtype=np.int64)))
-        usable = (present[offsets[1:]] - present[offsets[:-1]]) == lengths
         phrase, para = tables.para_entry_phrase, tables.para_entry_para
-        # A phrase of no words sits on the transducer's root, which the jar's walk never emits.
-        keep = np.flatnonzero(usable[phrase] & usable[para] & (lengths[phrase] > 0))
+        # A phrase of no words sits on the transducer's root, which the jar's walk never emits; an empty
+        # paraphrase (none in the shipped table) occurs everywhere.
+        keep = np.flatnonzero(usable[phrase] & (usable[para] | (lengths[para] == 0)) & (lengths[phrase] > 0))
         index = cls()
         vocab, tokens = tables.para_vocab, tables.para_seq_tokens
         decoded: dict[int, tuple] = {}
@@ -92,14 +93,15 @@ class ParaphraseIndex:
         def words_of(sid: int) -> tuple:
             seq = decoded.get(sid)
             if seq is None:
-                seq = decoded[sid] = tuple(vocab[t] for t in tokens[offsets[sid] : offsets[sid + 1]])
+                seq = decoded[sid] = tuple(vocab[t] for t in tokens[offsets[sid] : offsets[sid + 1]].tolist())
             return seq
 
-        for e in keep.tolist():
-            key = words_of(int(phrase[e]))
-            index.entries.setdefault(key, []).append(words_of(int(para[e])))
-        for key in index.entries:
+        # (A hash collision only keeps an entry that can never match: matching compares words.)
+        for p_id, q_id in zip(phrase[keep].tolist(), para[keep].tolist()):
+            index.entries.setdefault(words_of(p_id), []).append(words_of(q_id))
+        for key, values in index.entries.items():
             index.max_length = max(index.max_length, len(key))
+            index.max_para_length = max(index.max_para_length, *(len(v) for v in values))
             for n in range(1, len(key) + 1):
                 index.prefixes.add(key[:n])
         return index
@@ -117,6 +119,51 @@ class ParaphraseIndex:
         return out
 
 
+_HASH_MULTIPLIER = np.uint64(0x100000001B3)
+_SEQ_HASHES: dict[int, tuple[np.ndarray, int]] = {}
+
+
+def _sequence_hashes(tables: MeteorTables) -> tuple[np.ndarray, int]:
+    """A 64-bit rolling hash of every distinct token sequence of the table (ids + 1, wrapping)."""
+    cached = _SEQ_HASHES.get(id(tables))
+    if cached is None:
+        offsets = tables.para_seq_offsets
+        lengths = np.diff(offsets)
+        max_length = int(lengths.max()) if len(lengths) else 0
+        tokens = tables.para_seq_tokens.astype(np.uint64) + np.uint64(1)
+        hashes = np.zeros(len(lengths), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for k in range(max_length):
+                rows = np.flatnonzero(lengths > k)
+                hashes[rows] = hashes[rows] * _HASH_MULTIPLIER + tokens[offsets[rows] + k]
+        cached = _SEQ_HASHES[id(tables)] = (hashes, max_length)
+    return cached
+
+
+def _corpus_ngram_hashes(sentences, vocab_ids: dict, max_length: int) -> np.ndarray:
+    """The same hash for every n-gram (n <= max_length) of the sentences made only of table words."""
+    ids = []
+    for words in sentences:
+        ids.extend(vocab_ids.get(w, -1) for w in words)
+        ids.append(-1)  # sentence boundary
+    arr = np.asarray(ids, dtype=np.int64)
+    valid = arr >= 0
+    tokens = np.where(valid, arr + 1, 0).astype(np.uint64)
+    found = []
+    hashes = np.zeros(len(arr), dtype=np.uint64)
+    ok = np.ones(len(arr), dtype=bool)
+    with np.errstate(over="ignore"):
+        for n in range(1, max_length + 1):
+            # n-grams starting at each position: extend the (n-1)-grams by the token at start + n - 1.
+            width = len(arr) - n + 1
+            if width <= 0:
+                break
+            hashes = hashes[:width] * _HASH_MULTIPLIER + tokens[n - 1 : n - 1 + width]
+            ok = ok[:width] & valid[n - 1 : n - 1 + width]
+            found.append(hashes[ok])
+    return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.uint64)
+
+
 _VOCAB_INDEX: dict[int, dict] = {}
 
 
@@ -127,15 +174,48 @@ def _vocab_index(tables: MeteorTables) -> dict:
     return index
 
 
+class Sentence:
+    """One side of an alignment with everything the matchers read, computed once per distinct text."""
+
+    __slots__ = ("words", "hashes", "stem_hashes", "synsets", "function", "paraphrase_paths", "_ngrams", "_max_n")
+
+    def __init__(self, words: list[str], infos: list[WordInfo], paraphrases: ParaphraseIndex):
+        self.words = words
+        self.hashes = [x.hash for x in infos]
+        self.stem_hashes = [x.stem_hash for x in infos]
+        self.synsets = [x.synsets for x in infos]
+        self.function = [x.function for x in infos]
+        # Phrases of this sentence in the table: (start, phrase length, paraphrase), in the jar's order.
+        self.paraphrase_paths = [
+            (start, length, para) for start in range(len(words)) for length, para in paraphrases.paths(words, start)
+        ]
+        self._ngrams = None
+        self._max_n = paraphrases.max_para_length
+
+    def positions(self, phrase: tuple) -> list[int] | range:
+        """Start positions of ``phrase`` in this sentence, ascending."""
+        if not phrase:
+            return range(len(self.words))
+        if self._ngrams is None:
+            ngrams: dict[tuple, list[int]] = {}
+            words = self.words
+            for i in range(len(words)):
+                for j in range(i + 1, min(len(words), i + self._max_n) + 1):
+                    ngrams.setdefault(tuple(words[i:j]), []).append(i)
+            self._ngrams = ngrams
+        return self._ngrams.get(phrase, ())
+
+
 class Aligner:
-    """Scores hypothesis/reference word lists as ``MeteorScorer`` does with ``-l en -norm``."""
+    """Scores hypothesis/reference texts as ``MeteorScorer`` does with ``-l en -norm``."""
 
     def __init__(self, tables: MeteorTables, paraphrases: ParaphraseIndex | None = None):
         self.tables = tables
         self.paraphrases = paraphrases or ParaphraseIndex()
-        self.stemmer = JarStemmer()
+        self.stemmer = JarStemmer(tables.stems)
         self._words: dict[str, list[str]] = {}
         self._info: dict[str, WordInfo] = {}
+        self._sentences: dict[str, Sentence] = {}
 
     # -- text -> words -------------------------------------------------------------------------
     def words(self, text: str) -> list[str]:
@@ -143,6 +223,18 @@ class Aligner:
         if words is None:
             words = self._words[text] = meteor_words(text, self.tables.prefixes)
         return words
+
+    def sentence(self, text: str) -> Sentence:
+        sentence = self._sentences.get(text)
+        if sentence is None:
+            words = self.words(text)
+            sentence = self._sentences[text] = Sentence(words, [self.info(w) for w in words], self.paraphrases)
+        return sentence
+
+    def forget_sentences(self) -> None:
+        """Drop the per-text caches (words, matches' inputs); per-word data stays."""
+        self._sentences.clear()
+        self._words.clear()
 
     def info(self, word: str) -> WordInfo:
         info = self._info.get(word)
@@ -168,14 +260,10 @@ class Aligner:
         return frozenset(found) if found else _NO_SYNSETS
 
     # -- one alignment -------------------------------------------------------------------------
-    def statistics(self, test: list[str], ref: list[str]) -> list[float]:
+    def statistics(self, test: Sentence, ref: Sentence) -> list[float]:
         """The 23 statistics of one hypothesis against one reference (``getMeteorStats(Alignment)``)."""
-        info = self.info
-        t_info = [info(w) for w in test]
-        r_info = [info(w) for w in ref]
-        n1, n2 = len(test), len(ref)
-        h1 = [x.hash for x in t_info]
-        h2 = [x.hash for x in r_info]
+        n1, n2 = len(test.words), len(ref.words)
+        h1, h2 = test.hashes, ref.hashes
         matches: list[list[Match]] = [[] for _ in range(n2)]
         cover1 = [0] * n1
         cover2 = [0] * n2
@@ -188,26 +276,33 @@ class Aligner:
                 cover2[k] += 1
 
         for j in range(n2):
+            hj = h2[j]
             for i in range(n1):
-                if h1[i] == h2[j]:
+                if h1[i] == hj:
                     add(EXACT, j, 1, i, 1)
         # Identical hash sequences: the jar stops after exact matching.
         if h1 != h2:
-            s1 = [x.stem_hash for x in t_info]
-            s2 = [x.stem_hash for x in r_info]
+            s1, s2 = test.stem_hashes, ref.stem_hashes
             for j in range(n2):
+                sj, hj = s2[j], h2[j]
                 for i in range(n1):
-                    if s1[i] == s2[j] and h1[i] != h2[j]:
+                    if s1[i] == sj and h1[i] != hj:
                         add(STEM, j, 1, i, 1)
-            y1 = [x.synsets for x in t_info]
-            y2 = [x.synsets for x in r_info]
+            y1, y2 = test.synsets, ref.synsets
             for j in range(n2):
-                if not y2[j]:
+                yj, hj = y2[j], h2[j]
+                if not yj:
                     continue
                 for i in range(n1):
-                    if y1[i] and not y1[i].isdisjoint(y2[j]) and h1[i] != h2[j]:
+                    if y1[i] and h1[i] != hj and not yj.isdisjoint(y1[i]):
                         add(SYNONYM, j, 1, i, 1)
-            self._paraphrase_matches(test, ref, add)
+            # Reference phrases whose paraphrase occurs in the hypothesis, then the other way round.
+            for j, length, para in ref.paraphrase_paths:
+                for i in test.positions(para):
+                    add(PARAPHRASE, j, length, i, len(para))
+            for i, length, para in test.paraphrase_paths:
+                for j in ref.positions(para):
+                    add(PARAPHRASE, j, len(para), i, length)
 
         fixed: list[Match | None] = [None] * n2
         used1 = used2 = 0
@@ -230,50 +325,25 @@ class Aligner:
         content2 = [0] * N_MODULES
         function1 = [0] * N_MODULES
         function2 = [0] * N_MODULES
+        f1, f2 = test.function, ref.function
         for m in final:
             if m is None:
                 continue
             for k in range(m.match_start, m.match_start + m.match_length):
-                if t_info[k].function:
+                if f1[k]:
                     function1[m.module] += 1
                 else:
                     content1[m.module] += 1
             for k in range(m.start, m.start + m.length):
-                if r_info[k].function:
+                if f2[k]:
                     function2[m.module] += 1
                 else:
                     content2[m.module] += 1
-        chunks = _count_chunks(final)
-        row = [
-            float(n1),
-            float(n2),
-            float(sum(x.function for x in t_info)),
-            float(sum(x.function for x in r_info)),
-        ]
+        row = [float(n1), float(n2), float(sum(f1)), float(sum(f2))]
         for k in range(N_MODULES):
             row += [float(content1[k]), float(content2[k]), float(function1[k]), float(function2[k])]
-        row += [float(chunks), float(sum(content1) + sum(function1)), float(sum(content2) + sum(function2))]
+        row += [float(_count_chunks(final)), float(sum(content1) + sum(function1)), float(sum(content2) + sum(function2))]
         return row
-
-    def _paraphrase_matches(self, test, ref, add) -> None:
-        index = self.paraphrases
-        if not index.entries:
-            return
-        n1, n2 = len(test), len(ref)
-        # Reference phrases whose paraphrase occurs in the hypothesis...
-        for j in range(n2):
-            for length, para in index.paths(ref, j):
-                p = len(para)
-                for i in range(n1):
-                    if i + p <= n1 and all(test[i + k] == para[k] for k in range(p)):
-                        add(PARAPHRASE, j, length, i, p)
-        # ...then hypothesis phrases whose paraphrase occurs in the reference.
-        for i in range(n1):
-            for length, para in index.paths(test, i):
-                p = len(para)
-                for j in range(n2):
-                    if j + p <= n2 and all(ref[j + k] == para[k] for k in range(p)):
-                        add(PARAPHRASE, j, p, i, length)
 
 
 def _morph(word: str, synsets: dict) -> str:

@@ -35,7 +35,7 @@ JAR_NAME = "meteor-1.5.jar"
 PARAPHRASE = Path("data") / "paraphrase-en.gz"
 ENV_JAR = "CAPEVAL_METEOR_JAR"
 ENV_CACHE = "CAPEVAL_CACHE"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 JAR_MEMBERS = {
     "function_words": "function/english.words",
     "prefixes": "nonbreaking/english.prefixes",
@@ -209,14 +209,41 @@ def _build_paraphrase_arrays(path: Path, progress=None) -> dict[str, np.ndarray]
     if bar is not None:
         bar.update(path.stat().st_size - position)
         bar.close()
-    words = "\n".join(vocab)
     return {
-        "vocab": np.frombuffer(words.encode("utf-8"), dtype=np.uint8),
+        "vocab": _joined(vocab),
         "seq_offsets": np.asarray(seq_offsets, dtype=np.int64),
         "seq_tokens": np.asarray(seq_tokens, dtype=np.int32),
         "entry_phrase": np.asarray(entry_phrase, dtype=np.int32),
         "entry_para": np.asarray(entry_para, dtype=np.int32),
     }
+
+
+def _joined(words) -> np.ndarray:
+    return np.frombuffer("\n".join(words).encode("utf-8"), dtype=np.uint8)
+
+
+def _split(array: np.ndarray) -> list[str]:
+    text = array.tobytes().decode("utf-8")
+    return text.split("\n") if text else []
+
+
+def _build_cache_arrays(jar: Path, progress=None) -> dict[str, np.ndarray]:
+    """Everything slow to derive: the paraphrase table's arrays, the synonym table as CSR, and the
+    jar stemmer's stem of every WordNet and paraphrase word (computed with nltk once, here)."""
+    from .stem import JarStemmer
+
+    arrays = _build_paraphrase_arrays(jar.parent / PARAPHRASE, progress=progress)
+    with zipfile.ZipFile(jar) as z:
+        synsets = _parse_synsets(z.read(JAR_MEMBERS["synsets"]))
+        exceptions = _parse_exceptions(z.read(JAR_MEMBERS["exceptions"]))
+    arrays["syn_words"] = _joined(synsets)
+    arrays["syn_offsets"] = np.cumsum([0, *(len(v) for v in synsets.values())], dtype=np.int64)
+    arrays["syn_ids"] = np.asarray([i for v in synsets.values() for i in v], dtype=np.int32)
+    words = sorted(set(synsets) | set(exceptions) | {b for v in exceptions.values() for b in v} | set(_split(arrays["vocab"])))
+    stemmer = JarStemmer()
+    arrays["stem_words"] = _joined(words)
+    arrays["stems"] = _joined(stemmer.compute(w) for w in words)
+    return arrays
 
 
 def _progress_bar(progress, total: int, desc: str, unit: str = "it"):
@@ -237,32 +264,90 @@ class MeteorTables:
     jar: Path
     function_words: frozenset
     prefixes: dict
-    synsets: dict  # word -> list of synset ids
+    synsets: SynsetTable  # word -> synset ids
     exceptions: dict  # irregular form -> list of base forms
     para_vocab: list  # token strings
     para_seq_offsets: np.ndarray
     para_seq_tokens: np.ndarray
     para_entry_phrase: np.ndarray
     para_entry_para: np.ndarray
+    stems: dict  # word -> the jar stemmer's stem, for the words known in advance
     cache_file: Path | None = None
+
+    def remember_stems(self, new_stems: dict) -> None:
+        """Keep stems computed for other words (an atomic side file of the cache), so that a later run
+        on the same captions needs no nltk import."""
+        if not new_stems or self.cache_file is None:
+            return
+        memo = _stem_memo_path(self.cache_file)
+        known = _read_stem_memo(memo)
+        known.update(new_stems)
+        self.stems.update(new_stems)
+        try:
+            _atomic_write(memo, json.dumps(known, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        except OSError:
+            pass
+
+
+class SynsetTable:
+    """``english.synsets`` from the cache: word -> tuple of synset ids, decoded on first access."""
+
+    def __init__(self, words: list[str], offsets: np.ndarray, ids: np.ndarray):
+        self._row = {w: k for k, w in enumerate(words)}
+        self._offsets = offsets
+        self._ids = ids
+        self._decoded: dict[str, tuple] = {}
+
+    def __contains__(self, word) -> bool:
+        return word in self._row
+
+    def get(self, word, default=None):
+        ids = self._decoded.get(word)
+        if ids is None:
+            k = self._row.get(word)
+            if k is None:
+                return default
+            ids = self._decoded[word] = tuple(self._ids[self._offsets[k] : self._offsets[k + 1]].tolist())
+        return ids
+
+
+def _stem_memo_path(cache_file: Path) -> Path:
+    return cache_file.with_name(cache_file.stem + "-stems.json")
+
+
+def _read_stem_memo(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(data, dict) else {}
+
+
+def _nltk_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("nltk")
+    except Exception:  # noqa: BLE001 - absent or unreadable metadata: stems keyed as unknown
+        return "unknown"
 
 
 def cache_path(jar: Path) -> Path:
+    """The cache file for this jar and table (and nltk, whose stems it holds)."""
     root = cache_root() / "meteor_python"
-    key = hashlib.sha256(
-        f"{CACHE_FORMAT}|{_fingerprint(jar, root)}|{_fingerprint(jar.parent / PARAPHRASE, root)}".encode()
-    ).hexdigest()[:24]
+    parts = (CACHE_FORMAT, _fingerprint(jar, root), _fingerprint(jar.parent / PARAPHRASE, root), _nltk_version())
+    key = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:24]
     return root / f"paraphrase-en-{key}.npz"
 
 
-def _load_or_build_paraphrase(jar: Path, progress=None) -> tuple[dict[str, np.ndarray], Path]:
+def _load_or_build(jar: Path, progress=None) -> tuple[dict[str, np.ndarray], Path]:
     target = cache_path(jar)
     try:
         with np.load(target, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}, target
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
         pass  # absent or unreadable (a foreign or damaged file): rebuild it
-    arrays = _build_paraphrase_arrays(jar.parent / PARAPHRASE, progress=progress)
+    arrays = _build_cache_arrays(jar, progress=progress)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     try:
@@ -282,21 +367,23 @@ def load_tables(jar=None, progress=None) -> MeteorTables:
     if key in _LOADED:
         return _LOADED[key]
     with zipfile.ZipFile(jar) as z:
-        raw = {name: z.read(member) for name, member in JAR_MEMBERS.items()}
-    arrays, target = _load_or_build_paraphrase(jar, progress=progress)
-    vocab_text = arrays["vocab"].tobytes().decode("utf-8")
+        raw = {name: z.read(JAR_MEMBERS[name]) for name in ("function_words", "prefixes", "exceptions")}
+    arrays, target = _load_or_build(jar, progress=progress)
+    stems = dict(zip(_split(arrays["stem_words"]), _split(arrays["stems"])))
+    stems.update(_read_stem_memo(_stem_memo_path(target)))
     tables = MeteorTables(
         jar=jar,
         function_words=frozenset(_java_lines(raw["function_words"])),
         prefixes=parse_nonbreaking_prefixes("\n".join(_java_lines(raw["prefixes"]))),
         # The jar reads the synsets with the platform charset; the file is ASCII, so UTF-8 is the same.
-        synsets=_parse_synsets(raw["synsets"]),
+        synsets=SynsetTable(_split(arrays["syn_words"]), arrays["syn_offsets"], arrays["syn_ids"]),
         exceptions=_parse_exceptions(raw["exceptions"]),
-        para_vocab=vocab_text.split("\n") if vocab_text else [],
+        para_vocab=_split(arrays["vocab"]),
         para_seq_offsets=arrays["seq_offsets"],
         para_seq_tokens=arrays["seq_tokens"],
         para_entry_phrase=arrays["entry_phrase"],
         para_entry_para=arrays["entry_para"],
+        stems=stems,
         cache_file=target,
     )
     _LOADED[key] = tables

@@ -19,8 +19,6 @@ tests/test_meteor_python_stem.py proves the result equal to the jar's class on e
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 _VOWELS = frozenset("aeiouy")
 _R1_PREFIXES = ("gener", "commun", "arsen")
 # Returned unchanged or from nltk's exception table before any region is computed.
@@ -59,15 +57,30 @@ def _region2_start(word: str) -> int:
 
 
 class JarStemmer:
-    """``stem(word)`` as Meteor 1.5's ``SnowballStemmerWrapper(englishStemmer)`` returns it."""
+    """``stem(word)`` as Meteor 1.5's ``SnowballStemmerWrapper(englishStemmer)`` returns it.
 
-    def __init__(self):
-        from nltk.stem.snowball import SnowballStemmer
+    ``known``: stems computed before (the cache holds those of every WordNet and paraphrase-table
+    word), so nltk, slow to import, is only loaded for other words. ``new_stems`` collects those.
+    """
 
-        self._nltk = SnowballStemmer("english")
-        self.stem = lru_cache(maxsize=None)(self._stem)
+    def __init__(self, known: dict[str, str] | None = None):
+        self._nltk = None
+        self.known = known if known is not None else {}
+        self.new_stems: dict[str, str] = {}
 
-    def _stem(self, word: str) -> str:
+    def stem(self, word: str) -> str:
+        stem = self.known.get(word)
+        if stem is None:
+            stem = self.new_stems.get(word)
+            if stem is None:
+                stem = self.new_stems[word] = self.compute(word)
+        return stem
+
+    def compute(self, word: str) -> str:
+        if self._nltk is None:
+            from nltk.stem.snowball import SnowballStemmer
+
+            self._nltk = SnowballStemmer("english")
         hidden: dict[str, str] = {}
         if not word.isascii() or word.lower() != word:
             masked = []

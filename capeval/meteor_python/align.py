@@ -120,24 +120,23 @@ class ParaphraseIndex:
 
 
 _HASH_MULTIPLIER = np.uint64(0x100000001B3)
-_SEQ_HASHES: dict[int, tuple[np.ndarray, int]] = {}
+def sequence_hashes(offsets: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """A 64-bit rolling hash of each CSR token sequence (token ids + 1, wrapping arithmetic); stored in
+    the cache, and computed the same way for the corpus's n-grams."""
+    lengths = np.diff(offsets)
+    max_length = int(lengths.max()) if len(lengths) else 0
+    shifted = tokens.astype(np.uint64) + np.uint64(1)
+    hashes = np.zeros(len(lengths), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(max_length):
+            rows = np.flatnonzero(lengths > k)
+            hashes[rows] = hashes[rows] * _HASH_MULTIPLIER + shifted[offsets[rows] + k]
+    return hashes
 
 
 def _sequence_hashes(tables: MeteorTables) -> tuple[np.ndarray, int]:
-    """A 64-bit rolling hash of every distinct token sequence of the table (ids + 1, wrapping)."""
-    cached = _SEQ_HASHES.get(id(tables))
-    if cached is None:
-        offsets = tables.para_seq_offsets
-        lengths = np.diff(offsets)
-        max_length = int(lengths.max()) if len(lengths) else 0
-        tokens = tables.para_seq_tokens.astype(np.uint64) + np.uint64(1)
-        hashes = np.zeros(len(lengths), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for k in range(max_length):
-                rows = np.flatnonzero(lengths > k)
-                hashes[rows] = hashes[rows] * _HASH_MULTIPLIER + tokens[offsets[rows] + k]
-        cached = _SEQ_HASHES[id(tables)] = (hashes, max_length)
-    return cached
+    lengths = np.diff(tables.para_seq_offsets)
+    return tables.para_seq_hashes, int(lengths.max()) if len(lengths) else 0
 
 
 def _corpus_ngram_hashes(sentences, vocab_ids: dict, max_length: int) -> np.ndarray:

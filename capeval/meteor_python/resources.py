@@ -35,7 +35,7 @@ JAR_NAME = "meteor-1.5.jar"
 PARAPHRASE = Path("data") / "paraphrase-en.gz"
 ENV_JAR = "CAPEVAL_METEOR_JAR"
 ENV_CACHE = "CAPEVAL_CACHE"
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 JAR_MEMBERS = {
     "function_words": "function/english.words",
     "prefixes": "nonbreaking/english.prefixes",
@@ -230,9 +230,11 @@ def _split(array: np.ndarray) -> list[str]:
 def _build_cache_arrays(jar: Path, progress=None) -> dict[str, np.ndarray]:
     """Everything slow to derive: the paraphrase table's arrays, the synonym table as CSR, and the
     jar stemmer's stem of every WordNet and paraphrase word (computed with nltk once, here)."""
+    from .align import sequence_hashes
     from .stem import JarStemmer
 
     arrays = _build_paraphrase_arrays(jar.parent / PARAPHRASE, progress=progress)
+    arrays["seq_hashes"] = sequence_hashes(arrays["seq_offsets"], arrays["seq_tokens"])
     with zipfile.ZipFile(jar) as z:
         synsets = _parse_synsets(z.read(JAR_MEMBERS["synsets"]))
         exceptions = _parse_exceptions(z.read(JAR_MEMBERS["exceptions"]))
@@ -271,6 +273,7 @@ class MeteorTables:
     para_seq_tokens: np.ndarray
     para_entry_phrase: np.ndarray
     para_entry_para: np.ndarray
+    para_seq_hashes: np.ndarray
     stems: dict  # word -> the jar stemmer's stem, for the words known in advance
     cache_file: Path | None = None
 
@@ -383,6 +386,7 @@ def load_tables(jar=None, progress=None) -> MeteorTables:
         para_seq_tokens=arrays["seq_tokens"],
         para_entry_phrase=arrays["entry_phrase"],
         para_entry_para=arrays["entry_para"],
+        para_seq_hashes=arrays["seq_hashes"],
         stems=stems,
         cache_file=target,
     )

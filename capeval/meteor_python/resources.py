@@ -77,7 +77,10 @@ def find_jar(jar=None) -> Path:
 
 
 def unavailable_reason(jar=None) -> str | None:
-    """None when Meteor's English tables can be read (no Java needed), else why not."""
+    """None when Meteor's English tables can be read and nltk (its stemmer) is installed, else why
+    not. No Java is needed."""
+    if importlib.util.find_spec("nltk") is None:
+        return "nltk is not installed (Meteor's stemmer comes from it): pip install nltk"
     try:
         find_jar(jar)
     except MeteorUnavailableError as exc:

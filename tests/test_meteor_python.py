@@ -212,23 +212,23 @@ def test_synonyms_and_irregular_forms_by_hand(stand_in):
 def test_cache_is_built_once_and_rebuilt_when_the_table_changes(stand_in, tmp_path):
     tables = MP.load_tables(stand_in, progress=False)
     first = tables.cache_file
-    assert first.is_file() and first.parent.parent == tmp_path / "cache"
+    assert (first / "manifest.json").is_file() and first.parent.parent == tmp_path / "cache"
     assert len(tables.para_entry_phrase) == 1
-    stamp = first.stat().st_mtime_ns
+    stamp = (first / "manifest.json").stat().st_mtime_ns
     resources._LOADED.clear()
     assert MP.load_tables(stand_in, progress=False).cache_file == first
-    assert first.stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    assert (first / "manifest.json").stat().st_mtime_ns == stamp  # loaded, not rebuilt
     # A changed table (new content, so a new hash): a new cache file with the new entries.
     make_stand_in_jar(stand_in.parent, b"0.5\nqa qb qc\nza zb\n0.25\nza zb\nqa qb qc\n")
     resources._LOADED.clear()
     again = MP.load_tables(stand_in, progress=False)
     assert again.cache_file != first and len(again.para_entry_phrase) == 2
     # A damaged cache file is rebuilt in place.
-    again.cache_file.write_bytes(b"not a cache")
+    (again.cache_file / "manifest.json").write_bytes(b"not a cache")
     resources._LOADED.clear()
     rebuilt = MP.load_tables(stand_in, progress=False)
     assert rebuilt.cache_file == again.cache_file and len(rebuilt.para_entry_phrase) == 2
-    assert not list(again.cache_file.parent.glob("*.tmp"))
+    assert not list(again.cache_file.parent.glob("*.tmp")) and not list(again.cache_file.parent.glob("*.damaged"))
 
 
 def test_concurrent_builders_agree(stand_in):
@@ -251,6 +251,5 @@ def test_concurrent_builders_agree(stand_in):
         for key in other:
             np.testing.assert_array_equal(other[key], results[0][key])
     target = resources.cache_path(resources.find_jar(stand_in))
-    with np.load(target) as npz:
-        np.testing.assert_array_equal(npz["entry_phrase"], results[0]["entry_phrase"])
+    np.testing.assert_array_equal(resources._read_cache(target)["entry_phrase"], results[0]["entry_phrase"])
     assert not list(target.parent.glob("*.tmp"))

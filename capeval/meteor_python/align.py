@@ -7,6 +7,7 @@ start, as in the jar.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 
@@ -77,11 +78,18 @@ class ParaphraseIndex:
         lists): a few ten thousand of the 5.27 M. Sequences are compared by a 64-bit rolling hash of
         their token ids first (vectorized), then exactly by their words."""
         vocab_ids = _vocab_index(tables)
-        seq_hashes, max_length = _sequence_hashes(tables)
-        corpus = _corpus_ngram_hashes(sentences, vocab_ids, max_length)
-        usable = np.isin(seq_hashes, corpus)
         offsets = tables.para_seq_offsets
         lengths = np.diff(offsets)
+        corpus = _corpus_ngram_hashes(sentences, vocab_ids, int(lengths.max()) if len(lengths) else 0)
+        ordered = tables.para_seq_hash_sorted
+        first = np.searchsorted(ordered, corpus, side="left")
+        last = np.searchsorted(ordered, corpus, side="right")
+        usable = np.zeros(len(lengths), dtype=bool)
+        order = tables.para_seq_hash_order
+        single = (last - first) == 1
+        usable[order[first[single]]] = True
+        for k in np.flatnonzero((last - first) > 1).tolist():  # sequences sharing a hash: all of them
+            usable[order[first[k] : last[k]]] = True
         phrase, para = tables.para_entry_phrase, tables.para_entry_para
         # A phrase of no words sits on the transducer's root, which the jar's walk never emits; an empty
         # paraphrase (none in the shipped table) occurs everywhere.
@@ -132,11 +140,6 @@ def sequence_hashes(offsets: np.ndarray, tokens: np.ndarray) -> np.ndarray:
             rows = np.flatnonzero(lengths > k)
             hashes[rows] = hashes[rows] * _HASH_MULTIPLIER + shifted[offsets[rows] + k]
     return hashes
-
-
-def _sequence_hashes(tables: MeteorTables) -> tuple[np.ndarray, int]:
-    lengths = np.diff(tables.para_seq_offsets)
-    return tables.para_seq_hashes, int(lengths.max()) if len(lengths) else 0
 
 
 def _corpus_ngram_hashes(sentences, vocab_ids: dict, max_length: int) -> np.ndarray:
@@ -191,18 +194,17 @@ class Sentence:
         self._ngrams = None
         self._max_n = paraphrases.max_para_length
 
-    def positions(self, phrase: tuple) -> list[int] | range:
-        """Start positions of ``phrase`` in this sentence, ascending."""
-        if not phrase:
-            return range(len(self.words))
+    def ngrams(self) -> dict:
+        """Start positions (ascending) of each n-gram of this sentence up to the longest paraphrase;
+        the empty phrase occurs at every position."""
         if self._ngrams is None:
-            ngrams: dict[tuple, list[int]] = {}
             words = self.words
+            ngrams: dict[tuple, list[int]] = {(): list(range(len(words)))}
             for i in range(len(words)):
                 for j in range(i + 1, min(len(words), i + self._max_n) + 1):
                     ngrams.setdefault(tuple(words[i:j]), []).append(i)
             self._ngrams = ngrams
-        return self._ngrams.get(phrase, ())
+        return self._ngrams
 
 
 class Aligner:
@@ -296,12 +298,16 @@ class Aligner:
                     if y1[i] and h1[i] != hj and not yj.isdisjoint(y1[i]):
                         add(SYNONYM, j, 1, i, 1)
             # Reference phrases whose paraphrase occurs in the hypothesis, then the other way round.
-            for j, length, para in ref.paraphrase_paths:
-                for i in test.positions(para):
-                    add(PARAPHRASE, j, length, i, len(para))
-            for i, length, para in test.paraphrase_paths:
-                for j in ref.positions(para):
-                    add(PARAPHRASE, j, len(para), i, length)
+            if ref.paraphrase_paths:
+                where = test.ngrams().get
+                for j, length, para in ref.paraphrase_paths:
+                    for i in where(para, ()):
+                        add(PARAPHRASE, j, length, i, len(para))
+            if test.paraphrase_paths:
+                where = ref.ngrams().get
+                for i, length, para in test.paraphrase_paths:
+                    for j in where(para, ()):
+                        add(PARAPHRASE, j, len(para), i, length)
 
         fixed: list[Match | None] = [None] * n2
         used1 = used2 = 0
@@ -358,13 +364,11 @@ def _morph(word: str, synsets: dict) -> str:
     return ""
 
 
-# A partial alignment: [rank, chunks, distance, idx, last_match_end, used1, used2, chosen], where
+# A partial alignment: [-rank, chunks, distance, idx, last_match_end, used1, used2, chosen], where
 # ``chosen`` is a linked list (match, rest) of the matches this path picked (fixed ones are shared).
-_RANK, _CHUNKS, _DISTANCE, _IDX, _LAST_END, _USED1, _USED2, _CHOSEN = range(8)
-
-
-def _order(path):
-    return (-path[_RANK], path[_CHUNKS], path[_DISTANCE])
+# The first three fields are the sort key: higher rank, then fewer chunks, then smaller distance.
+_NEG_RANK, _CHUNKS, _DISTANCE, _IDX, _LAST_END, _USED1, _USED2, _CHOSEN = range(8)
+_ORDER = itemgetter(_NEG_RANK, _CHUNKS, _DISTANCE)
 
 
 def _resolve(matches, fixed, used1: int, used2: int):
@@ -375,24 +379,25 @@ def _resolve(matches, fixed, used1: int, used2: int):
     added to the *parent* path (a slip in the jar), so the skip path and later siblings carry it.
     """
     n2 = len(matches)
+    open_candidates = [bool(c) and fixed[j] is None for j, c in enumerate(matches)]
+    if not any(open_candidates):
+        return None  # nothing left to choose: the fixed matches are the alignment
     next_paths = [[0, 0, 0, 0, -1, used1, used2, None]]
-    for current in range(n2 + 1):
+    for current in range(n2):
         paths = next_paths
         next_paths = []
-        paths.sort(key=_order)
-        for path in paths[:BEAM_SIZE]:
-            if current == n2:
-                if path[_LAST_END] != -1:
-                    path[_CHUNKS] += 1
-                next_paths.append(path)
-                continue
+        if len(paths) > 1:
+            paths.sort(key=_ORDER)
+            del paths[BEAM_SIZE:]
+        candidates = matches[current] if open_candidates[current] else ()
+        for path in paths:
             if path[_USED2] >> current & 1:
                 if current < path[_IDX]:
                     next_paths.append(path)
                 else:
                     m = fixed[path[_IDX]]
                     if m is not None:
-                        path[_RANK] += m.rank_gain
+                        path[_NEG_RANK] -= m.rank_gain
                         if path[_LAST_END] != -1 and m.match_start != path[_LAST_END]:
                             path[_CHUNKS] += 1
                         path[_IDX] = m.start + m.length
@@ -400,14 +405,14 @@ def _resolve(matches, fixed, used1: int, used2: int):
                         path[_DISTANCE] += m.distance
                         next_paths.append(path)
                 continue
-            for m in matches[current]:
+            for m in candidates:
                 if path[_USED2] & m.mask2 or path[_USED1] & m.mask1:
                     continue
                 new = path.copy()
                 new[_USED2] |= m.mask2
                 new[_USED1] |= m.mask1
                 new[_CHOSEN] = (m, path[_CHOSEN])
-                new[_RANK] += m.rank_gain
+                new[_NEG_RANK] -= m.rank_gain
                 if new[_LAST_END] != -1 and m.match_start != new[_LAST_END]:
                     new[_CHUNKS] += 1
                 new[_IDX] = m.start + m.length
@@ -421,8 +426,16 @@ def _resolve(matches, fixed, used1: int, used2: int):
             next_paths.append(path)
         if not next_paths:
             next_paths.append(paths[0])
-    next_paths.sort(key=_order)
-    return next_paths[0][_CHOSEN]
+    # The last step closes each path's open chunk, then the best path wins.
+    paths = next_paths
+    if len(paths) > 1:
+        paths.sort(key=_ORDER)
+        del paths[BEAM_SIZE:]
+        for path in paths:
+            if path[_LAST_END] != -1:
+                path[_CHUNKS] += 1
+        paths.sort(key=_ORDER)
+    return paths[0][_CHOSEN]
 
 
 def _count_chunks(final) -> int:

@@ -19,6 +19,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ JAR_NAME = "meteor-1.5.jar"
 PARAPHRASE = Path("data") / "paraphrase-en.gz"
 ENV_JAR = "CAPEVAL_METEOR_JAR"
 ENV_CACHE = "CAPEVAL_CACHE"
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 JAR_MEMBERS = {
     "function_words": "function/english.words",
     "prefixes": "nonbreaking/english.prefixes",
@@ -226,7 +227,7 @@ def _joined(words) -> np.ndarray:
 
 
 def _split(array: np.ndarray) -> list[str]:
-    text = array.tobytes().decode("utf-8")
+    text = np.asarray(array).tobytes().decode("utf-8")
     return text.split("\n") if text else []
 
 
@@ -237,7 +238,9 @@ def _build_cache_arrays(jar: Path, progress=None) -> dict[str, np.ndarray]:
     from .stem import JarStemmer
 
     arrays = _build_paraphrase_arrays(jar.parent / PARAPHRASE, progress=progress)
-    arrays["seq_hashes"] = sequence_hashes(arrays["seq_offsets"], arrays["seq_tokens"])
+    hashes = sequence_hashes(arrays["seq_offsets"], arrays["seq_tokens"])
+    arrays["seq_hash_order"] = np.argsort(hashes, kind="stable").astype(np.int32)
+    arrays["seq_hash_sorted"] = hashes[arrays["seq_hash_order"]]
     with zipfile.ZipFile(jar) as z:
         synsets = _parse_synsets(z.read(JAR_MEMBERS["synsets"]))
         exceptions = _parse_exceptions(z.read(JAR_MEMBERS["exceptions"]))
@@ -276,7 +279,8 @@ class MeteorTables:
     para_seq_tokens: np.ndarray
     para_entry_phrase: np.ndarray
     para_entry_para: np.ndarray
-    para_seq_hashes: np.ndarray
+    para_seq_hash_sorted: np.ndarray  # the sequences' 64-bit hashes, ascending
+    para_seq_hash_order: np.ndarray  # the sequence id of each sorted hash
     stems: dict  # word -> the jar stemmer's stem, for the words known in advance
     cache_file: Path | None = None
 
@@ -339,28 +343,61 @@ def _nltk_version() -> str:
 
 
 def cache_path(jar: Path) -> Path:
-    """The cache file for this jar and table (and nltk, whose stems it holds)."""
+    """The cache directory for this jar and table (and nltk, whose stems it holds)."""
     root = cache_root() / "meteor_python"
     parts = (CACHE_FORMAT, _fingerprint(jar, root), _fingerprint(jar.parent / PARAPHRASE, root), _nltk_version())
     key = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:24]
-    return root / f"paraphrase-en-{key}.npz"
+    return root / f"paraphrase-en-{key}"
+
+
+MANIFEST = "manifest.json"
+
+
+def _read_cache(target: Path) -> dict[str, np.ndarray]:
+    """The arrays of a complete cache directory, memory-mapped (pages are read as they are used)."""
+    names = json.loads((target / MANIFEST).read_text("utf-8"))["arrays"]
+    return {name: np.load(target / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in names}
+
+
+def _write_cache(target: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write every array into a fresh temporary directory, the manifest last, then rename it into
+    place: a reader sees a complete cache or none. If another builder got there first, its (identical)
+    cache stays; a damaged one is moved aside and replaced."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent))
+    try:
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        (tmp / MANIFEST).write_text(json.dumps({"format": CACHE_FORMAT, "arrays": sorted(arrays)}), "utf-8")
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if target.exists():
+                try:
+                    _read_cache(target)
+                    return  # a concurrent builder's complete cache
+                except (OSError, ValueError, KeyError):
+                    aside = Path(tempfile.mkdtemp(prefix=target.name + ".", suffix=".damaged", dir=target.parent))
+                    os.replace(target, aside / "cache")
+                    shutil.rmtree(aside, ignore_errors=True)
+            os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _load_or_build(jar: Path, progress=None) -> tuple[dict[str, np.ndarray], Path]:
     target = cache_path(jar)
     try:
-        with np.load(target, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}, target
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
-        pass  # absent or unreadable (a foreign or damaged file): rebuild it
+        return _read_cache(target), target
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # absent or unreadable (a foreign or damaged cache): rebuild it
     arrays = _build_cache_arrays(jar, progress=progress)
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
     try:
-        _atomic_write(target, buffer.getvalue())
+        _write_cache(target, arrays)
     except OSError:
-        pass  # a read-only cache directory only costs the rebuild next time
-    return arrays, target
+        return arrays, target  # a read-only cache directory only costs the rebuild next time
+    return _read_cache(target), target
 
 
 _LOADED: dict[tuple[str, str], MeteorTables] = {}
@@ -389,7 +426,8 @@ def load_tables(jar=None, progress=None) -> MeteorTables:
         para_seq_tokens=arrays["seq_tokens"],
         para_entry_phrase=arrays["entry_phrase"],
         para_entry_para=arrays["entry_para"],
-        para_seq_hashes=arrays["seq_hashes"],
+        para_seq_hash_sorted=arrays["seq_hash_sorted"],
+        para_seq_hash_order=arrays["seq_hash_order"],
         stems=stems,
         cache_file=target,
     )

@@ -1,6 +1,6 @@
 """METEOR without Java: capeval.meteor_python vs pycocoevalcap 1.2's jar, same tokenized inputs, one run.
 
-    python benchmarks/bench_meteor_python.py [--set nice|coco|coco40k] [--workers N] [--cold]
+    python benchmarks/bench_meteor_python.py [--set nice|coco|coco40k] [--workers N] [--cold] [--no-reuse]
                                              [--order pycocoevalcap,python]
 
 Captions are PTB-tokenized once beforehand (capeval's ``ptb``, the tokens pycocoevalcap's tokenizer
@@ -13,6 +13,8 @@ cache, computes the statistics (``workers`` processes) and the per-image and cor
 ``capeval.meteor.meteor_scores_from_stats``; its time is the child's wall time from spawn to exit,
 its peak memory the largest resident set of the child and of its workers (``ru_maxrss``).
 ``--cold`` first times building the cache from scratch (a temporary ``$CAPEVAL_CACHE``), separately.
+The coco40k set repeats each COCO segment 8.4 times; capeval scores a repeated (hypothesis,
+references) segment once, the jar every time: ``--no-reuse`` makes capeval score every copy too.
 The scores must agree with pycocoevalcap's (per image and corpus, 1e-12) before a time is reported.
 """
 
@@ -47,8 +49,10 @@ import pickle, resource, sys, time, json
 t0 = time.perf_counter()
 import numpy as np
 from capeval.meteor import meteor_scores_from_stats, meteor_score_from_stats
+import capeval.meteor_python
 from capeval.meteor_python import segment_statistics
-refs, hyps, workers = pickle.load(open(sys.argv[1], "rb"))
+refs, hyps, workers, reuse = pickle.load(open(sys.argv[1], "rb"))
+capeval.meteor_python.REUSE_IDENTICAL_SEGMENTS = reuse
 stats = segment_statistics(refs, hyps, workers=workers, progress=False)
 scores = meteor_scores_from_stats(stats)
 corpus = meteor_score_from_stats(stats)
@@ -93,11 +97,11 @@ def run_pycocoevalcap(ids, refs, hyps):
     return seconds, np.asarray(scores, dtype=float), float(corpus), peak
 
 
-def run_python(refs, hyps, workers, env=None):
+def run_python(refs, hyps, workers, env=None, reuse=True):
     with tempfile.TemporaryDirectory() as tmp:
         data, out = Path(tmp) / "in.pkl", Path(tmp) / "out.json"
         with open(data, "wb") as fh:
-            pickle.dump((refs, hyps, workers), fh)
+            pickle.dump((refs, hyps, workers, reuse), fh)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", CHILD, str(data), str(out)], check=True, cwd=ROOT, env=env)
         seconds = time.perf_counter() - t0
@@ -128,6 +132,11 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=0, help="processes for the python side (0: one per core)")
     parser.add_argument("--order", default="pycocoevalcap,python")
     parser.add_argument("--cold", action="store_true", help="also time building the cache from scratch")
+    parser.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="score repeated (hypothesis, references) segments again (coco40k repeats each 8.4 times)",
+    )
     args = parser.parse_args(argv)
     if not datasets.available():
         sys.exit(f"shared data not found under {datasets.SHARED}")
@@ -143,15 +152,17 @@ def main(argv=None) -> None:
         if side == "pycocoevalcap":
             results[side] = run_pycocoevalcap(ids, refs, hyps)
         else:
-            results[side] = run_python(refs, hyps, args.workers, env)
+            results[side] = run_python(refs, hyps, args.workers, env, reuse=not args.no_reuse)
     jar_s, jar_scores, jar_corpus, jar_peak = results["pycocoevalcap"]
     py_s, py_scores, py_corpus, py_peak, py_inside = results["python"]
     worst = float(np.max(np.abs(jar_scores - py_scores))) if len(ids) else 0.0
     assert worst <= 1e-12 and abs(jar_corpus - py_corpus) <= 1e-12, (worst, jar_corpus, py_corpus)
     print(f"scores agree: per image max |diff| {worst:.1e}, corpus {py_corpus:.12f} ({jar_corpus:.12f})")
     print(f"pycocoevalcap (jar):   {jar_s:7.2f} s, JVM peak {jar_peak / 2**20:6.0f} MB")
+    distinct = len(set(zip(hyps, map(tuple, refs))))
     print(
-        f"capeval python (w={args.workers or os.cpu_count()}): {py_s:7.2f} s ({py_inside:.2f} s inside), "
+        f"capeval python (w={args.workers or os.cpu_count()}, {distinct} distinct segments, "
+        f"{'re-scored' if args.no_reuse else 'scored once'}): {py_s:7.2f} s ({py_inside:.2f} s inside), "
         f"peak {py_peak / 2**20:6.0f} MB"
     )
     print(f"ratio: {jar_s / py_s:.2f}x faster")

@@ -27,6 +27,8 @@ __all__ = ["MeteorUnavailableError", "segment_statistics", "unavailable_reason",
 MIN_SEGMENTS_PER_WORKER = 1500
 # A progress bar (progress=None) from this many segments on.
 PROGRESS_FROM = 3000
+# Score each distinct (hypothesis, references) segment once and copy its statistics to repeats.
+REUSE_IDENTICAL_SEGMENTS = True
 
 
 def _check(references, hypotheses) -> tuple[list[list[str]], list[str]]:
@@ -129,6 +131,17 @@ def segment_statistics(
     tables = load_tables(jar, progress=progress)
     if not hyps:
         return np.zeros((0, 23), dtype=np.float64)
+    if REUSE_IDENTICAL_SEGMENTS:
+        first: dict[tuple, int] = {}
+        where = [first.setdefault((hyp, *seg_refs), len(first)) for seg_refs, hyp in zip(refs, hyps)]
+        if len(first) < len(hyps):  # keys in order of first occurrence, so row k is key k
+            keys = list(first)
+            stats = _segment_statistics([list(k[1:]) for k in keys], [k[0] for k in keys], tables, workers, progress)
+            return stats[np.asarray(where, dtype=np.intp)]
+    return _segment_statistics(refs, hyps, tables, workers, progress)
+
+
+def _segment_statistics(refs, hyps, tables, workers, progress) -> np.ndarray:
     aligner = Aligner(tables)
     texts = dict.fromkeys(hyps)
     for seg_refs in refs:

@@ -179,32 +179,49 @@ def _vocab_index(tables: MeteorTables) -> dict:
 class Sentence:
     """One side of an alignment with everything the matchers read, computed once per distinct text."""
 
-    __slots__ = ("words", "hashes", "stem_hashes", "synsets", "function", "paraphrase_paths", "_ngrams", "_max_n")
+    __slots__ = ("words", "hashes", "stem_hashes", "synsets", "function", "paths_by_first", "by_hash", "by_stem", "by_word")
 
     def __init__(self, words: list[str], infos: list[WordInfo], paraphrases: ParaphraseIndex):
-        self.words = words
+        self.words = tuple(words)
         self.hashes = [x.hash for x in infos]
         self.stem_hashes = [x.stem_hash for x in infos]
         self.synsets = [x.synsets for x in infos]
         self.function = [x.function for x in infos]
-        # Phrases of this sentence in the table: (start, phrase length, paraphrase), in the jar's order.
-        self.paraphrase_paths = [
-            (start, length, para) for start in range(len(words)) for length, para in paraphrases.paths(words, start)
-        ]
-        self._ngrams = None
-        self._max_n = paraphrases.max_para_length
+        # Phrases of this sentence in the table, (rank, start, phrase length, paraphrase) with rank
+        # the jar's order, grouped by the paraphrase's first word (None: an empty paraphrase).
+        self.paths_by_first: dict[str | None, list[tuple]] = {}
+        rank = 0
+        for start in range(len(words)):
+            for length, para in paraphrases.paths(words, start):
+                self.paths_by_first.setdefault(para[0] if para else None, []).append((rank, start, length, para))
+                rank += 1
+        # Positions (ascending) of each word hash, stem hash and word, to find candidates by lookup.
+        self.by_hash: dict[int, list[int]] = {}
+        self.by_stem: dict[int, list[int]] = {}
+        self.by_word: dict[str, list[int]] = {}
+        for i, info in enumerate(infos):
+            self.by_hash.setdefault(info.hash, []).append(i)
+            self.by_stem.setdefault(info.stem_hash, []).append(i)
+            self.by_word.setdefault(words[i], []).append(i)
 
-    def ngrams(self) -> dict:
-        """Start positions (ascending) of each n-gram of this sentence up to the longest paraphrase;
-        the empty phrase occurs at every position."""
-        if self._ngrams is None:
-            words = self.words
-            ngrams: dict[tuple, list[int]] = {(): list(range(len(words)))}
-            for i in range(len(words)):
-                for j in range(i + 1, min(len(words), i + self._max_n) + 1):
-                    ngrams.setdefault(tuple(words[i:j]), []).append(i)
-            self._ngrams = ngrams
-        return self._ngrams
+    def paraphrase_hits(self, other: Sentence) -> list[tuple]:
+        """(rank, start here, phrase length, start in ``other``, paraphrase length) for each of this
+        sentence's phrases whose paraphrase occurs in ``other``, in the jar's order (phrase by phrase,
+        then by position in ``other``)."""
+        if not self.paths_by_first:
+            return []
+        hits = []
+        words = other.words
+        for first, positions in other.by_word.items():
+            for rank, start, length, para in self.paths_by_first.get(first, ()):
+                n = len(para)
+                for i in positions:
+                    if n == 1 or words[i : i + n] == para:
+                        hits.append((rank, start, length, i, n))
+        for rank, start, length, _ in self.paths_by_first.get(None, ()):
+            hits.extend((rank, start, length, i, 0) for i in range(len(words)))
+        hits.sort()
+        return hits
 
 
 class Aligner:
@@ -269,45 +286,46 @@ class Aligner:
         cover1 = [0] * n1
         cover2 = [0] * n2
 
-        def add(module, start, length, match_start, match_length):
-            matches[start].append(Match(module, start, length, match_start, match_length))
-            for k in range(match_start, match_start + match_length):
-                cover1[k] += 1
-            for k in range(start, start + length):
-                cover2[k] += 1
+        def add_word(module, j, i):
+            matches[j].append(Match(module, j, 1, i, 1))
+            cover1[i] += 1
+            cover2[j] += 1
 
+        # Candidates in the jar's order: stage by stage, then by reference position, then by
+        # hypothesis position (the lookups give positions in ascending order).
+        hash_positions = test.by_hash.get
         for j in range(n2):
-            hj = h2[j]
-            for i in range(n1):
-                if h1[i] == hj:
-                    add(EXACT, j, 1, i, 1)
+            for i in hash_positions(h2[j], ()):
+                add_word(EXACT, j, i)
         # Identical hash sequences: the jar stops after exact matching.
         if h1 != h2:
-            s1, s2 = test.stem_hashes, ref.stem_hashes
+            stem_positions = test.by_stem.get
+            s2 = ref.stem_hashes
             for j in range(n2):
-                sj, hj = s2[j], h2[j]
-                for i in range(n1):
-                    if s1[i] == sj and h1[i] != hj:
-                        add(STEM, j, 1, i, 1)
+                hj = h2[j]
+                for i in stem_positions(s2[j], ()):
+                    if h1[i] != hj:
+                        add_word(STEM, j, i)
             y1, y2 = test.synsets, ref.synsets
             for j in range(n2):
                 yj, hj = y2[j], h2[j]
-                if not yj:
-                    continue
-                for i in range(n1):
-                    if y1[i] and h1[i] != hj and not yj.isdisjoint(y1[i]):
-                        add(SYNONYM, j, 1, i, 1)
+                if yj:
+                    for i in range(n1):
+                        if y1[i] and h1[i] != hj and not yj.isdisjoint(y1[i]):
+                            add_word(SYNONYM, j, i)
+
+            def add(start, length, match_start, match_length):
+                matches[start].append(Match(PARAPHRASE, start, length, match_start, match_length))
+                for k in range(match_start, match_start + match_length):
+                    cover1[k] += 1
+                for k in range(start, start + length):
+                    cover2[k] += 1
+
             # Reference phrases whose paraphrase occurs in the hypothesis, then the other way round.
-            if ref.paraphrase_paths:
-                where = test.ngrams().get
-                for j, length, para in ref.paraphrase_paths:
-                    for i in where(para, ()):
-                        add(PARAPHRASE, j, length, i, len(para))
-            if test.paraphrase_paths:
-                where = ref.ngrams().get
-                for i, length, para in test.paraphrase_paths:
-                    for j in where(para, ()):
-                        add(PARAPHRASE, j, len(para), i, length)
+            for _, j, length, i, para_length in ref.paraphrase_hits(test):
+                add(j, length, i, para_length)
+            for _, i, length, j, para_length in test.paraphrase_hits(ref):
+                add(j, para_length, i, length)
 
         fixed: list[Match | None] = [None] * n2
         used1 = used2 = 0

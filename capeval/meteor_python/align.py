@@ -63,12 +63,12 @@ class Match:
 
 @dataclass
 class ParaphraseIndex:
-    """The paraphrase entries whose phrase and paraphrase use only words of the corpus at hand:
-    phrase (tuple of words) -> paraphrases (tuples) in file order, and every prefix of a phrase (the
-    transducer's states, so a lookup stops where the jar's walk stops)."""
+    """The paraphrase entries whose phrase and paraphrase both occur in the corpus at hand: phrase
+    (tuple of words) -> paraphrases (tuples) in file order, and the same as a trie over phrase words
+    (the jar's transducer: a walk stops at the first word with no transition)."""
 
     entries: dict = field(default_factory=dict)
-    prefixes: set = field(default_factory=set)
+    trie: dict = field(default_factory=dict)  # word -> [children, paraphrases]: the transducer
     max_length: int = 0
     max_para_length: int = 0
 
@@ -110,20 +110,24 @@ class ParaphraseIndex:
         for key, values in index.entries.items():
             index.max_length = max(index.max_length, len(key))
             index.max_para_length = max(index.max_para_length, *(len(v) for v in values))
-            for n in range(1, len(key) + 1):
-                index.prefixes.add(key[:n])
+            node = [index.trie, None]
+            for word in key:
+                node = node[0].setdefault(word, [{}, ()])
+            node[1] = values
         return index
 
     def paths(self, words: list[str], start: int):
         """``ParaphraseTransducer.getReferencePaths(words, start)``: (phrase length, paraphrase) pairs,
         shortest phrase first, each phrase's paraphrases in file order."""
         out = []
-        for end in range(start + 1, min(len(words), start + self.max_length) + 1):
-            key = tuple(words[start:end])
-            if key not in self.prefixes:
+        children = self.trie
+        for end in range(start, len(words)):
+            node = children.get(words[end])
+            if node is None:
                 break
-            for para in self.entries.get(key, ()):
-                out.append((end - start, para))
+            children, paras = node
+            length = end - start + 1
+            out.extend((length, para) for para in paras)
         return out
 
 

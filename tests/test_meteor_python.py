@@ -128,6 +128,22 @@ def test_workers_do_not_change_results(monkeypatch):
 
 
 @needs_tables
+def test_repeated_segments_are_scored_once_with_the_same_numbers(monkeypatch):
+    fx = load_fixture("meteor_python_cases.json.gz")["sets"]["fuzz"]
+    order = [5, 1, 5, 2, 1, 5, 0]
+    refs, hyps = [fx["refs"][k] for k in order], [fx["hyps"][k] for k in order]
+    jar = parse_lines([fx["stats"][k] for k in order])
+    calls = []
+    real = MP._segment_statistics
+    monkeypatch.setattr(MP, "_segment_statistics", lambda r, h, *a: calls.append(len(h)) or real(r, h, *a))
+    np.testing.assert_array_equal(MP.segment_statistics(refs, hyps, progress=False), jar)
+    assert calls == [4]  # 4 distinct segments
+    monkeypatch.setattr(MP, "REUSE_IDENTICAL_SEGMENTS", False)
+    np.testing.assert_array_equal(MP.segment_statistics(refs, hyps, progress=False), jar)
+    assert calls == [4, 7]
+
+
+@needs_tables
 def test_fuzzer_is_seeded():
     tables = MP.load_tables(progress=False)
     from capeval.meteor_python.fuzz import SegmentFuzzer

@@ -386,11 +386,11 @@ def _morph(word: str, synsets: dict) -> str:
     return ""
 
 
-# A partial alignment: [-rank, chunks, distance, idx, last_match_end, used1, used2, chosen], where
+# A partial alignment: (-rank, chunks, distance, idx, last_match_end, used1, used2, chosen), where
 # ``chosen`` is a linked list (match, rest) of the matches this path picked (fixed ones are shared).
-# The first three fields are the sort key: higher rank, then fewer chunks, then smaller distance.
-_NEG_RANK, _CHUNKS, _DISTANCE, _IDX, _LAST_END, _USED1, _USED2, _CHOSEN = range(8)
-_ORDER = itemgetter(_NEG_RANK, _CHUNKS, _DISTANCE)
+# The first three fields are the sort key: higher rank, then fewer chunks, then smaller distance. The
+# jar mutates its path objects; each mutation here makes a new tuple with the same values.
+_ORDER = itemgetter(0, 1, 2)
 
 
 def _resolve(matches, fixed, used1: int, used2: int):
@@ -404,48 +404,49 @@ def _resolve(matches, fixed, used1: int, used2: int):
     open_candidates = [bool(c) and fixed[j] is None for j, c in enumerate(matches)]
     if not any(open_candidates):
         return None  # nothing left to choose: the fixed matches are the alignment
-    next_paths = [[0, 0, 0, 0, -1, used1, used2, None]]
+    next_paths = [(0, 0, 0, 0, -1, used1, used2, None)]
     for current in range(n2):
         paths = next_paths
         next_paths = []
+        append = next_paths.append
         if len(paths) > 1:
             paths.sort(key=_ORDER)
             del paths[BEAM_SIZE:]
         candidates = matches[current] if open_candidates[current] else ()
         for path in paths:
-            if path[_USED2] >> current & 1:
-                if current < path[_IDX]:
-                    next_paths.append(path)
+            neg_rank, chunks, distance, idx, last_end, u1, u2, chosen = path
+            if u2 >> current & 1:
+                if current < idx:
+                    append(path)
                 else:
-                    m = fixed[path[_IDX]]
+                    m = fixed[idx]
                     if m is not None:
-                        path[_NEG_RANK] -= m.rank_gain
-                        if path[_LAST_END] != -1 and m.match_start != path[_LAST_END]:
-                            path[_CHUNKS] += 1
-                        path[_IDX] = m.start + m.length
-                        path[_LAST_END] = m.match_start + m.match_length
-                        path[_DISTANCE] += m.distance
-                        next_paths.append(path)
+                        append((
+                            neg_rank - m.rank_gain,
+                            chunks + (last_end != -1 and m.match_start != last_end),
+                            distance + m.distance,
+                            m.start + m.length,
+                            m.match_start + m.match_length,
+                            u1,
+                            u2,
+                            chosen,
+                        ))
                 continue
             for m in candidates:
-                if path[_USED2] & m.mask2 or path[_USED1] & m.mask1:
+                if u2 & m.mask2 or u1 & m.mask1:
                     continue
-                new = path.copy()
-                new[_USED2] |= m.mask2
-                new[_USED1] |= m.mask1
-                new[_CHOSEN] = (m, path[_CHOSEN])
-                new[_NEG_RANK] -= m.rank_gain
-                if new[_LAST_END] != -1 and m.match_start != new[_LAST_END]:
-                    new[_CHUNKS] += 1
-                new[_IDX] = m.start + m.length
-                new[_LAST_END] = m.match_start + m.match_length
-                path[_DISTANCE] += m.distance
-                next_paths.append(new)
-            if path[_LAST_END] != -1:
-                path[_CHUNKS] += 1
-                path[_LAST_END] = -1
-            path[_IDX] += 1
-            next_paths.append(path)
+                append((
+                    neg_rank - m.rank_gain,
+                    chunks + (last_end != -1 and m.match_start != last_end),
+                    distance,
+                    m.start + m.length,
+                    m.match_start + m.match_length,
+                    u1 | m.mask1,
+                    u2 | m.mask2,
+                    (m, chosen),
+                ))
+                distance += m.distance  # the parent's, not the new path's
+            append((neg_rank, chunks + (last_end != -1), distance, idx + 1, -1, u1, u2, chosen))
         if not next_paths:
             next_paths.append(paths[0])
     # The last step closes each path's open chunk, then the best path wins.
@@ -453,11 +454,9 @@ def _resolve(matches, fixed, used1: int, used2: int):
     if len(paths) > 1:
         paths.sort(key=_ORDER)
         del paths[BEAM_SIZE:]
-        for path in paths:
-            if path[_LAST_END] != -1:
-                path[_CHUNKS] += 1
+        paths = [(p[0], p[1] + (p[4] != -1), *p[2:]) for p in paths]
         paths.sort(key=_ORDER)
-    return paths[0][_CHOSEN]
+    return paths[0][7]
 
 
 def _count_chunks(final) -> int:

@@ -183,7 +183,7 @@ def _vocab_index(tables: MeteorTables) -> dict:
 class Sentence:
     """One side of an alignment with everything the matchers read, computed once per distinct text."""
 
-    __slots__ = ("words", "hashes", "stem_hashes", "synsets", "function", "paths_by_first", "by_hash", "by_stem", "by_word")
+    __slots__ = ("words", "hashes", "stem_hashes", "synsets", "function", "paths_by_first", "by_word", "_lookups")
 
     def __init__(self, words: list[str], infos: list[WordInfo], paraphrases: ParaphraseIndex):
         self.words = tuple(words)
@@ -199,14 +199,23 @@ class Sentence:
             for length, para in paraphrases.paths(words, start):
                 self.paths_by_first.setdefault(para[0] if para else None, []).append((rank, start, length, para))
                 rank += 1
-        # Positions (ascending) of each word hash, stem hash and word, to find candidates by lookup.
-        self.by_hash: dict[int, list[int]] = {}
-        self.by_stem: dict[int, list[int]] = {}
+        # Positions (ascending) of each word, to find paraphrase candidates by lookup.
         self.by_word: dict[str, list[int]] = {}
-        for i, info in enumerate(infos):
-            self.by_hash.setdefault(info.hash, []).append(i)
-            self.by_stem.setdefault(info.stem_hash, []).append(i)
-            self.by_word.setdefault(words[i], []).append(i)
+        for i, word in enumerate(words):
+            self.by_word.setdefault(word, []).append(i)
+        self._lookups = None
+
+    def lookups(self) -> tuple[dict, dict]:
+        """Positions (ascending) of each word hash and stem hash; built when the sentence is first a
+        hypothesis (references are only looked up by word)."""
+        if self._lookups is None:
+            by_hash: dict[int, list[int]] = {}
+            by_stem: dict[int, list[int]] = {}
+            for i, (h, stem) in enumerate(zip(self.hashes, self.stem_hashes)):
+                by_hash.setdefault(h, []).append(i)
+                by_stem.setdefault(stem, []).append(i)
+            self._lookups = (by_hash, by_stem)
+        return self._lookups
 
     def paraphrase_hits(self, other: Sentence) -> list[tuple]:
         """(rank, start here, phrase length, start in ``other``, paraphrase length) for each of this
@@ -297,13 +306,14 @@ class Aligner:
 
         # Candidates in the jar's order: stage by stage, then by reference position, then by
         # hypothesis position (the lookups give positions in ascending order).
-        hash_positions = test.by_hash.get
+        by_hash, by_stem = test.lookups()
+        hash_positions = by_hash.get
         for j in range(n2):
             for i in hash_positions(h2[j], ()):
                 add_word(EXACT, j, i)
         # Identical hash sequences: the jar stops after exact matching.
         if h1 != h2:
-            stem_positions = test.by_stem.get
+            stem_positions = by_stem.get
             s2 = ref.stem_hashes
             for j in range(n2):
                 hj = h2[j]

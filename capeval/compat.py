@@ -129,23 +129,37 @@ class Bleu:
 class Meteor:
     """METEOR 1.5 (``-l en -norm``) through capeval.meteor: ``(score, [per image])``.
 
-    Like pycocoevalcap's, it finds Java and the jar when constructed (raising
-    :class:`~capeval.errors.MeteorUnavailableError` if either is missing) and keeps its JVMs for
-    later calls. ``options``: :class:`capeval.meteor.Meteor`'s (``workers``, ``heap``, ...).
+    ``backend``: ``"auto"`` (capeval's pure-Python engine where pycocoevalcap's data files are
+    installed, no Java needed; else the jar), ``"python"`` or ``"jar"``. Like pycocoevalcap's, it
+    checks what it needs when constructed (raising :class:`~capeval.errors.MeteorUnavailableError`
+    if it cannot run) and, with the jar, keeps its JVMs for later calls. ``options``:
+    :class:`capeval.meteor.Meteor`'s for the jar (``workers``, ``heap``, ...); ``workers`` for Python.
     """
 
-    def __init__(self, **options):
-        from .meteor import Meteor as MeteorPool
+    def __init__(self, backend: str = "auto", **options):
+        from .errors import MeteorUnavailableError
+        from .meteor import meteor_unavailable_reason, resolve_backend
 
-        self._pool = MeteorPool(**options)
+        self._pool = None
+        self._options = {"backend": resolve_backend(backend), **options}
+        if self._options["backend"] == "python":
+            reason = meteor_unavailable_reason(backend="python")
+            if reason:
+                raise MeteorUnavailableError(reason)
+        else:
+            from .meteor import Meteor as MeteorPool
+
+            self._pool = MeteorPool(**options)
+            self._options = {"scorer": self._pool}
 
     def compute_score(self, gts, res):
-        result = _evaluate(gts, res, ["meteor"], meteor_options={"scorer": self._pool})
+        result = _evaluate(gts, res, ["meteor"], meteor_options=self._options)
         key = _key("meteor")
         return float(result.scores[key]), [float(x) for x in result.per_item[key]]
 
     def close(self) -> None:
-        self._pool.close()
+        if self._pool is not None:
+            self._pool.close()
 
     def method(self) -> str:
         return "METEOR"

@@ -55,7 +55,7 @@ def resolve_backend(backend: str = "auto", *, scorer=None) -> str:
     return "python"
 
 
-def meteor_unavailable_reason(jar=None, java=None, *, backend: str = "jar") -> str | None:
+def meteor_unavailable_reason(jar=None, java=None, *, backend: str = "auto") -> str | None:
     """Why METEOR cannot run here with ``backend`` (no Java, no jar, no Python engine), or ``None`` if it
     can (nothing is started). For ``"auto"``: ``None`` if either engine can run."""
     from .java import jar_unavailable_reason
@@ -83,13 +83,13 @@ def meteor_segments(
     ids: Sequence | None = None,
     scorer=None,
     progress: bool | None = None,
-    backend: str = "jar",
+    backend: str = "auto",
     **options,
 ) -> MeteorResult:
     """METEOR of ``predictions[i]`` against ``references[i]``.
 
     ``ids``: the segments' ids (errors then name ``id 7`` instead of ``segment 2``; kept in the result).
-    ``backend``: ``"jar"`` (default), ``"python"`` or ``"auto"`` (see :func:`resolve_backend`).
+    ``backend``: ``"auto"`` (default: Python where pycocoevalcap's data files are installed, else the jar), ``"python"`` or ``"jar"`` (see :func:`resolve_backend`).
     For the jar, ``options`` are :class:`Meteor`'s (a pool is started and closed), or ``scorer=`` an
     open :class:`Meteor` to reuse its JVMs; the Python engine takes ``workers``.
     """
@@ -146,7 +146,7 @@ def meteor(
     *,
     scorer=None,
     progress: bool | None = None,
-    backend: str = "jar",
+    backend: str = "auto",
     **options,
 ) -> MeteorResult:
     """METEOR 1.5 as pycocoevalcap computes it: ``refs`` ``{id: [reference, ...]}``, ``preds`` ``{id:

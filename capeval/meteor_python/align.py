@@ -13,7 +13,7 @@ import numpy as np
 
 from ._java import java_hash
 from .normalize import meteor_words
-from .resources import MeteorTables
+from .resources import HASH_MULTIPLIER, MeteorTables
 from .stem import JarStemmer
 
 BEAM_SIZE = 40
@@ -131,21 +131,6 @@ class ParaphraseIndex:
         return out
 
 
-_HASH_MULTIPLIER = np.uint64(0x100000001B3)
-def sequence_hashes(offsets: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-    """A 64-bit rolling hash of each CSR token sequence (token ids + 1, wrapping arithmetic); stored in
-    the cache, and computed the same way for the corpus's n-grams."""
-    lengths = np.diff(offsets)
-    max_length = int(lengths.max()) if len(lengths) else 0
-    shifted = tokens.astype(np.uint64) + np.uint64(1)
-    hashes = np.zeros(len(lengths), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(max_length):
-            rows = np.flatnonzero(lengths > k)
-            hashes[rows] = hashes[rows] * _HASH_MULTIPLIER + shifted[offsets[rows] + k]
-    return hashes
-
-
 def _corpus_ngram_hashes(sentences, vocab_ids: dict, max_length: int) -> np.ndarray:
     """The same hash for every n-gram (n <= max_length) of the sentences made only of table words."""
     ids = []
@@ -164,7 +149,7 @@ def _corpus_ngram_hashes(sentences, vocab_ids: dict, max_length: int) -> np.ndar
             width = len(arr) - n + 1
             if width <= 0:
                 break
-            hashes = hashes[:width] * _HASH_MULTIPLIER + tokens[n - 1 : n - 1 + width]
+            hashes = hashes[:width] * HASH_MULTIPLIER + tokens[n - 1 : n - 1 + width]
             ok = ok[:width] & valid[n - 1 : n - 1 + width]
             found.append(hashes[ok])
     return np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.uint64)

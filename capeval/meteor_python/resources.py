@@ -49,6 +49,23 @@ INSTALL_HINT = (
 )
 
 
+HASH_MULTIPLIER = np.uint64(0x100000001B3)
+
+
+def sequence_hashes(offsets: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """A 64-bit rolling hash of each CSR token sequence (token ids + 1, wrapping arithmetic); stored in
+    the cache, and computed the same way for the corpus's n-grams."""
+    lengths = np.diff(offsets)
+    max_length = int(lengths.max()) if len(lengths) else 0
+    shifted = tokens.astype(np.uint64) + np.uint64(1)
+    hashes = np.zeros(len(lengths), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(max_length):
+            rows = np.flatnonzero(lengths > k)
+            hashes[rows] = hashes[rows] * HASH_MULTIPLIER + shifted[offsets[rows] + k]
+    return hashes
+
+
 def find_jar(jar=None) -> Path:
     """The meteor-1.5.jar to read: ``jar``, else ``$CAPEVAL_METEOR_JAR``, else pycocoevalcap's."""
     if jar is None:
@@ -234,7 +251,6 @@ def _split(array: np.ndarray) -> list[str]:
 def _build_cache_arrays(jar: Path, progress=None) -> dict[str, np.ndarray]:
     """Everything slow to derive: the paraphrase table's arrays, the synonym table as CSR, and the
     jar stemmer's stem of every WordNet and paraphrase word (computed with nltk once, here)."""
-    from .align import sequence_hashes
     from .stem import JarStemmer
 
     arrays = _build_paraphrase_arrays(jar.parent / PARAPHRASE, progress=progress)

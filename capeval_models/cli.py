@@ -101,7 +101,7 @@ def main(argv=None) -> int:
         if args.command == "run":
             summary = P.run(_config(args), fresh=args.fresh)
             P.print_summary(summary)
-            print(f"\nReport: {args.out}/report.html (one file, images embedded), {args.out}/summary.md "
+            print(f"\nReport: {args.out}/report/report.html (one file, images embedded), {args.out}/report/summary.md "
                   "(run.json: status complete)")
         elif args.command == "train":
             config = _config(args)

@@ -1,8 +1,7 @@
 """Reading and writing the run folder's files: JSON, and the report files written as one set.
 
-Every file is written atomically (temp file + rename) with capeval's helpers. :func:`write_report_files` is the
-one place the report's files are written, so that they can be swapped in together (a report directory
-written as a set) without touching the rest of the pipeline.
+Every file is written atomically (temp file + rename) with capeval's helpers; :func:`write_report_files`
+writes the report's files as one set (a directory swapped in whole).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from capeval._io import atomic_write_bytes, atomic_write_text
+from capeval._io import atomic_directory, atomic_write_text
 
 
 def jsonable(obj):
@@ -47,16 +46,16 @@ def read_json(path):
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def write_report_files(out_dir, files: Mapping[str, str | bytes]) -> list[Path]:
-    """Write {relative name: text or bytes} under out_dir, each atomically; returns the paths in order."""
+def write_report_files(out_dir, files: Mapping[str, str | bytes], names=()) -> list[Path]:
+    """Write {name: text or bytes} as one set: into a temporary directory beside ``out_dir`` that then
+    replaces ``out_dir`` whole (:func:`capeval._io.atomic_directory`), so an interrupted run leaves the
+    previous report or none, never a mix. ``names``: every file such a set may hold (a directory with
+    other files is refused rather than replaced). Returns the final paths in order."""
     out_dir = Path(out_dir)
-    written = []
-    for name, content in files.items():
-        path = out_dir / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            atomic_write_bytes(path, content)
-        else:
-            atomic_write_text(path, content)
-        written.append(path)
-    return written
+    with atomic_directory(out_dir, names=sorted(set(names) | set(files))) as tmp:
+        for name, content in files.items():
+            if isinstance(content, bytes):
+                (tmp / name).write_bytes(content)
+            else:
+                (tmp / name).write_text(content, encoding="utf-8", newline="")
+    return [out_dir / name for name in files]

@@ -19,14 +19,15 @@ folder (layout in docs/walkthrough.md):
     predictions/<system>/<split>.json   COCO results; predictions/<system>/nice.csv NICE submission
     seeds/<model>-seed<k>/<split>.json  greedy predictions of the extra seeds (DropHead study)
     figures/loss.png, figures/val_cider.png, attention/<split>-<id>.png
-    report.html                     the whole report in one file (images embedded): mail it
-    leaderboard.{md,html,csv,json}  capeval's leaderboard: every metric, every split, 95% bootstrap CIs
-    summary.{md,csv,json}           models x splits (CIDEr-D, ranked by nice), findings, DropHead, quality
+    report/report.html              the whole report in one file (images embedded): mail it
+    report/leaderboard.{md,html,csv,json}  capeval's leaderboard: every metric, every split, 95% bootstrap CIs
+    report/summary.{md,csv,json}    models x splits (CIDEr-D, ranked by nice), findings, DropHead, quality
     run.json                        configuration, seeds, versions, timings, capeval signatures;
                                     "status": "complete" only once everything above is written
 
-Every file is written atomically (temp file + rename); the report files are removed before scoring starts
-and run.json says "running" until the end, so a crash never leaves a report that looks complete.
+Every file is written atomically (temp file + rename), and report/ as one set (a directory swapped in
+whole); the report is removed before scoring starts and run.json says "running" until the end, so a
+crash never leaves a report that looks complete or mixes two runs.
 """
 
 from __future__ import annotations
@@ -316,21 +317,31 @@ def training_curves(config: RunConfig, colors: dict | None = None) -> dict:
 # scoring and the report
 
 
-def _meteor_scorer(config: RunConfig):
-    """An open Meteor pool (one JVM start for every split and system), or None (skipped, with why)."""
+def _meteor_options(config: RunConfig):
+    """``(meteor_options, pool, note)``: METEOR in Python where pycocoevalcap's data files are installed,
+    else one jar pool for every split and system (one JVM start), or None with why it is skipped."""
     if not config.meteor:
-        return None, "METEOR not computed (--no-meteor)"
-    from capeval.meteor import Meteor, meteor_unavailable_reason
+        return None, None, "METEOR not computed (--no-meteor)"
+    from capeval.meteor import Meteor, meteor_unavailable_reason, resolve_backend
 
     reason = meteor_unavailable_reason()
     if reason:
-        return None, f"METEOR not computed: {reason}"
-    return Meteor(workers=config.meteor_workers, progress=False), None
+        return None, None, f"METEOR not computed: {reason}"
+    if resolve_backend("auto") == "python":
+        return {"backend": "python", "workers": config.meteor_workers, "progress": False}, None, None
+    pool = Meteor(workers=config.meteor_workers, progress=False)
+    return {"scorer": pool, "progress": False}, pool, None
+
+
+def report_dir(config: RunConfig):
+    """``RUN/report/``: the report's files, replaced as one set (readers never see a mix of two runs)."""
+    return config.out_dir / "report"
 
 
 def _remove_report(config: RunConfig) -> None:
-    for name in REPORT_FILES:
-        (config.out_dir / name).unlink(missing_ok=True)
+    import shutil
+
+    shutil.rmtree(report_dir(config), ignore_errors=True)
 
 
 def _seed_results(config: RunConfig, refs: dict) -> dict:
@@ -359,8 +370,8 @@ def _caption_quality(config: RunConfig, refs: dict, preds: dict) -> dict:
 
 
 def score(config: RunConfig, data: dict | None = None) -> dict:
-    """Score every saved prediction file with capeval, write the report (report.html, leaderboard.*,
-    summary.*); returns the summary. References come from out/references/<split>.json, predictions from
+    """Score every saved prediction file with capeval, write the report (report/: report.html,
+    leaderboard.*, summary.*, swapped in as one set); returns the summary. References come from out/references/<split>.json, predictions from
     the saved files."""
     from tqdm.auto import tqdm
 
@@ -379,11 +390,11 @@ def score(config: RunConfig, data: dict | None = None) -> dict:
     categories = {}
     if data is not None:
         categories = {s: data[s].categories for s in splits if s in data and data[s].categories}
-    scorer, meteor_note = _meteor_scorer(config)
-    metrics = None if scorer is not None else ["bleu", "rouge_l", "cider_d"]
+    meteor_options, scorer, meteor_note = _meteor_options(config)
+    metrics = None if meteor_options is not None else ["bleu", "rouge_l", "cider_d"]
     board = Leaderboard(title="capeval-models: caption decoders on the embedded shapes dataset"
                         if config.data is None else f"capeval-models: caption decoders on {config.data}",
-                        metrics=metrics, meteor_options={"scorer": scorer, "progress": False} if scorer else None,
+                        metrics=metrics, meteor_options=meteor_options,
                         n_resamples=config.n_resamples, category_ci=False)
     rows = [(system, split) for split in splits for system, _, _ in systems(config)
             if prediction_path(config, system, split).exists()]
@@ -410,7 +421,7 @@ def score(config: RunConfig, data: dict | None = None) -> dict:
     files = render.report_files(report, summary, render.ReportInputs(
         config=config, data=data, predictions=preds, histories=_histories(config),
         figures=config.out_dir / "figures", attention=sorted((out / "attention").glob("*.png"))))
-    write_report_files(out, files)
+    write_report_files(report_dir(config), files, names=REPORT_FILES)
     return summary
 
 
@@ -459,7 +470,7 @@ def write_run_json(config: RunConfig, status: str, timer: Timer, skipped: list[s
         record["data"] = {k: {"images": v.num_images, "captions": v.num_captions, "source": v.source}
                           for k, v in data.items()}
         record["data"]["vocabulary"] = len(next(iter(data.values())).vocab)
-    lb = config.out_dir / "leaderboard.json"
+    lb = report_dir(config) / "leaderboard.json"
     if status == "complete" and lb.exists():
         board = read_json(lb)
         record["capeval_signature"] = board["signature"]

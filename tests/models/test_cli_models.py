@@ -27,7 +27,7 @@ def test_step_by_step(tmp_path, cache, capsys):
     assert main(["score", *common]) == 0
     printed = capsys.readouterr().out
     assert "| # | System | nice CIDEr-D | val CIDEr-D | nice - val |" in printed
-    board = json.loads((tmp_path / "steps" / "leaderboard.json").read_text())
+    board = json.loads((tmp_path / "steps" / "report" / "leaderboard.json").read_text())
     assert {s["system"] for s in board["splits"]["val"]["systems"]} == {"most-frequent-caption", "rnn"}
     # no transformer in this folder: no attention figures, no error
     assert main(["attention", *common]) == 0

@@ -61,7 +61,7 @@ def test_quick_run_on_real_formats(tmp_path, make_spec, capsys):
     assert run["status"] == "complete"
     splits = [s for s in ("nice", "val", "train") if (out / "references" / f"{s}.json").exists()]
     assert splits == ["nice", "val", "train"]
-    board = json.loads((out / "leaderboard.json").read_text())
+    board = json.loads((out / "report" / "leaderboard.json").read_text())
     systems = {s["system"] for s in board["splits"]["val"]["systems"]}
     assert set(MODELS) <= systems and "most-frequent-caption" in systems
     for split in splits:
@@ -74,7 +74,7 @@ def test_quick_run_on_real_formats(tmp_path, make_spec, capsys):
     for model in MODELS:
         history = json.loads((out / "models" / model / "history.json").read_text())
         assert history["iterations"] == 10 and [v["iteration"] for v in history["val"]] == [5, 10]
-    html = (out / "report.html").read_text()
+    html = (out / "report" / "report.html").read_text()
     for section in ("data", "leaderboard", "findings", "samples", "training", "drophead"):
         assert f'id="{section}"' in html
     assert str(spec_path) in html  # the title names the data

@@ -53,8 +53,8 @@ def test_output_structure(quick_run):
         "train/transformer-seed1", "train/transformer-drophead-seed1", "predict/seeds", "figures", "score"]
     assert set(run["capeval_signatures"]) == {f"{sp}/{sy}" for sp in SPLITS for sy in SYSTEMS}
     assert run["capeval_signature"].startswith("nrefs:")
-    for name in ("report.html", "leaderboard.md", "leaderboard.html", "leaderboard.csv", "leaderboard.json",
-                 "summary.md", "summary.csv", "summary.json", "config.json"):
+    for name in ("report/report.html", "report/leaderboard.md", "report/leaderboard.html", "report/leaderboard.csv",
+                 "report/leaderboard.json", "report/summary.md", "report/summary.csv", "report/summary.json", "config.json"):
         assert (out / name).stat().st_size > 0, name
     for split in SPLITS:
         assert (out / "references" / f"{split}.json").exists()
@@ -73,7 +73,7 @@ def test_output_structure(quick_run):
                 "attention/nice-nice_000000.png"):
         assert (out / fig).read_bytes()[:8] == PNG, fig
     config = P.load_config(out)
-    board = json.loads((out / "leaderboard.json").read_text())
+    board = json.loads((out / "report" / "leaderboard.json").read_text())
     val_scores = {s["system"]: s["raw_scores"]["CIDEr-D"] for s in board["splits"]["val"]["systems"]}
     for model in P.MODELS:  # one history schema for the numpy and the torch loop
         h = json.loads((out / "models" / model / "history.json").read_text())
@@ -90,10 +90,10 @@ def test_output_structure(quick_run):
 
 def test_report_scores_equal_capeval_of_saved_files(quick_run):
     out = quick_run
-    board = json.loads((out / "leaderboard.json").read_text())
+    board = json.loads((out / "report" / "leaderboard.json").read_text())
     assert list(board["splits"]) == SPLITS  # nice first: the ranking split
     assert board["scale"] == 100
-    csv_rows = list(csv.DictReader(open(out / "leaderboard.csv", newline="")))
+    csv_rows = list(csv.DictReader(open(out / "report" / "leaderboard.csv", newline="")))
     assert len(csv_rows) == len(SPLITS) * len(SYSTEMS)
     for split, info in board["splits"].items():
         refs = read_references(out / "references" / f"{split}.json")
@@ -114,7 +114,7 @@ def test_report_scores_equal_capeval_of_saved_files(quick_run):
                     assert [low, high] == pytest.approx([100 * intervals[key].low, 100 * intervals[key].high])
             row = next(r for r in csv_rows if r["split"] == split and r["system"] == s["system"])
             assert float(row["CIDEr-D"]) == pytest.approx(100 * result.scores["CIDEr-D"], abs=1e-5)
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "report" / "summary.json").read_text())
     assert summary["rank_by"] == "CIDEr-D on nice"
     nice = [r["nice"]["CIDEr-D"] for r in summary["systems"]]
     assert nice == sorted(nice, reverse=True)
@@ -146,7 +146,7 @@ def test_report_scores_equal_capeval_of_saved_files(quick_run):
         assert comp["verdict"].startswith("no significant difference")
     for split in ("val", "nice"):
         assert set(summary["findings"]["ordering"][split]["observed"]) == {"transformer", "lstm", "rnn"}
-    md = (out / "summary.md").read_text()
+    md = (out / "report" / "summary.md").read_text()
     assert "| # | System | nice CIDEr-D | val CIDEr-D | train CIDEr-D | nice - val |" in md
     assert "most-frequent-caption" in md and "DropHead" in md
 
@@ -166,13 +166,13 @@ def test_baseline_is_the_most_frequent_training_caption(quick_run):
 
 def test_resume_skips_finished_work_and_reproduces_the_report(quick_run, capsys):
     out = quick_run
-    before = json.loads((out / "leaderboard.json").read_text())
+    before = json.loads((out / "report" / "leaderboard.json").read_text())
     assert main(["run", "--quick", "--out", str(out), "--no-progress"]) == 0
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "complete"
     assert {f"train/{m}" for m in P.MODELS} <= set(run["skipped_stages"])
     assert not any(k.startswith("train/") for k in run["timings_seconds"])
-    after = json.loads((out / "leaderboard.json").read_text())
+    after = json.loads((out / "report" / "leaderboard.json").read_text())
     assert after == before
     assert "Ranked by CIDEr-D on nice" in capsys.readouterr().out
 
@@ -230,7 +230,7 @@ def _chromium(tmp_path, *args):
 
 
 def test_report_html_stands_alone_with_every_section(quick_run):
-    page = (quick_run / "report.html").read_text()
+    page = (quick_run / "report" / "report.html").read_text()
     assert not re.search(r'src="(?!data:)', page)  # nothing loaded from elsewhere: the file can be mailed
     for section in SECTIONS:
         assert f'<section class="part" id="{section}">' in page, section
@@ -248,7 +248,7 @@ def test_report_html_stands_alone_with_every_section(quick_run):
 
 @needs_chromium
 def test_report_dom_has_every_section_and_image_loaded(quick_run, tmp_path):
-    proc = _chromium(tmp_path, "--dump-dom", (quick_run / "report.html").as_uri())
+    proc = _chromium(tmp_path, "--dump-dom", (quick_run / "report" / "report.html").as_uri())
     dom = proc.stdout
     assert "<h1>" in dom, proc.stderr[-1000:]
     for section in SECTIONS:
@@ -271,7 +271,7 @@ def test_report_screenshot_shows_the_systems_in_their_colours(quick_run, tmp_pat
     from capeval.report import system_colors
 
     shot = tmp_path / "shot.png"
-    proc = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2400", (quick_run / "report.html").as_uri())
+    proc = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2400", (quick_run / "report" / "report.html").as_uri())
     assert shot.is_file() and shot.stat().st_size > 10_000, proc.stderr[-1000:]
     pixels = matplotlib.image.imread(str(shot))[..., :3]
     assert pixels.shape[:2] == (2400, 1280)

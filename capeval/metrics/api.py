@@ -35,19 +35,24 @@ def cider_d(
     n: int = DEFAULT_N,
     sigma: float = SIGMA,
     strict: bool = True,
+    allow_df_mismatch: bool = False,
 ) -> EvaluationResult:
     """CIDEr-D (key ``CIDEr-D``): what pycocoevalcap reports as "CIDEr". ``df``: precomputed
     :class:`~capeval.df.DocumentFrequencies` (or a path); default the references' own."""
-    return evaluate(refs, preds, ["cider_d"], tokenizer=tokenizer, df=df, n=n, sigma=sigma, strict=strict)
+    return evaluate(refs, preds, ["cider_d"], tokenizer=tokenizer, df=df, n=n, sigma=sigma, strict=strict, allow_df_mismatch=allow_df_mismatch)
 
 
-def cider(refs: Mapping, preds: Mapping, *, tokenizer: str = "ptb", df=None, n: int = DEFAULT_N, strict: bool = True) -> EvaluationResult:
+def cider(
+    refs: Mapping, preds: Mapping, *, tokenizer: str = "ptb", df=None, n: int = DEFAULT_N, strict: bool = True, allow_df_mismatch: bool = False
+) -> EvaluationResult:
     """The original CIDEr of vrama91/cider (key ``CIDEr``: no clipping, no length penalty).
     pycocoevalcap's "CIDEr" is CIDEr-D: use :func:`cider_d` for its numbers."""
-    return evaluate(refs, preds, ["cider"], tokenizer=tokenizer, df=df, n=n, strict=strict)
+    return evaluate(refs, preds, ["cider"], tokenizer=tokenizer, df=df, n=n, strict=strict, allow_df_mismatch=allow_df_mismatch)
 
 
 def meteor(refs: Mapping, preds: Mapping, *, tokenizer: str = "ptb", strict: bool = True, **meteor_options) -> EvaluationResult:
-    """METEOR 1.5 (key ``METEOR``) through the official jar (needs Java). ``meteor_options``:
-    :class:`capeval.meteor.Meteor`'s keywords, ``progress``, or ``scorer=`` an open pool."""
+    """METEOR 1.5 (key ``METEOR``), pycocoevalcap's numbers. ``meteor_options``: ``backend`` (``"auto"``:
+    Python where pycocoevalcap's data files are installed, no Java; ``"python"``; ``"jar"``: the
+    official jar), ``workers``, ``progress``; for the jar :class:`capeval.meteor.Meteor`'s keywords or
+    ``scorer=`` an open pool."""
     return evaluate(refs, preds, ["meteor"], tokenizer=tokenizer, strict=strict, meteor_options=meteor_options)

@@ -141,7 +141,7 @@ class Meteor:
         from .meteor import meteor_unavailable_reason, resolve_backend
 
         self._pool = None
-        self._options = {"backend": resolve_backend(backend), **options}
+        self._options = {"backend": resolve_backend(backend, options=options), **options}
         if self._options["backend"] == "python":
             reason = meteor_unavailable_reason(backend="python")
             if reason:

@@ -215,7 +215,8 @@ def test_pycocoevalcap_script_runs_unchanged_but_for_the_import(tmp_path, meteor
 
 
 def test_meteor_wrapper_plumbing(monkeypatch):
-    """compat.Meteor hands its JVM pool to capeval.meteor and returns pycocoevalcap's types (no Java here)."""
+    """compat.Meteor(backend="jar") hands its JVM pool to capeval.meteor and returns pycocoevalcap's types
+    (no Java here)."""
     meteor = pytest.importorskip("capeval.meteor")
     calls = {}
 
@@ -232,7 +233,7 @@ def test_meteor_wrapper_plumbing(monkeypatch):
 
     monkeypatch.setattr(meteor, "Meteor", FakePool)
     monkeypatch.setattr(meteor, "meteor_segments", fake_segments)
-    scorer = compat.Meteor(workers=1)
+    scorer = compat.Meteor(backend="jar", workers=1)
     gts = {"b": ["x y", "z"], "a": ["w"]}
     res = {"b": ["x"], "a": ["w"]}
     score, scores = scorer.compute_score(gts, res)

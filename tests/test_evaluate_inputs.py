@@ -107,12 +107,13 @@ def test_signature_lists_only_computed_metrics_when_meteor_is_skipped(monkeypatc
         raise MeteorUnavailableError("no java here")
 
     monkeypatch.setattr(importlib.import_module("capeval.meteor"), "find_java", unavailable)
+    jar = {"backend": "jar"}  # the Python engine needs no Java: ask for the jar
     with pytest.warns(MetricUnavailableWarning, match="no java"):
-        result = capeval.evaluate(REFS, PREDS, tokenizer="none")
+        result = capeval.evaluate(REFS, PREDS, tokenizer="none", meteor_options=jar)
     assert "METEOR" not in result.scores and result.skipped == {"METEOR": "no java here"}
     assert "metrics:bleu+rouge_l+cider_d|" in result.signature
     with pytest.raises(MeteorUnavailableError):
-        capeval.evaluate(REFS, PREDS, metrics="bleu meteor", tokenizer="none")
+        capeval.evaluate(REFS, PREDS, metrics="bleu meteor", tokenizer="none", meteor_options=jar)
 
 
 def test_the_signature_names_the_options():

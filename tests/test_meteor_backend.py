@@ -107,15 +107,14 @@ def test_dict_entry_point_routes_by_backend(engine, jar_record):
 
 
 def test_auto_prefers_python_and_falls_back_to_the_jar(engine):
-    res = M.meteor_segments(
-        [["a dog"]], ["a dog"], backend="auto", java=NO_JAVA
-    )  # the jar's option is unused
+    res = M.meteor_segments([["a dog"]], ["a dog"], backend="auto", workers=1)
     assert res.details["backend"] == "python" and len(engine.calls) == 1
     assert M.resolve_backend("auto") == "python"
-    engine.reason = "pycocoevalcap's data files are missing"
-    assert M.resolve_backend("auto") == "jar"
-    with pytest.raises(MeteorUnavailableError, match="not an executable"):  # the jar was tried
+    with pytest.raises(MeteorUnavailableError, match="not an executable"):  # java= asks for the jar
         M.meteor_segments([["a dog"]], ["a dog"], backend="auto", java=NO_JAVA)
+    engine.reason = "pycocoevalcap's data files are missing"
+    assert M.resolve_backend("auto") == "jar"  # the Python engine cannot run: the jar
+    assert M.resolve_backend("auto", options={"workers": 2}) == "jar"
     assert len(engine.calls) == 1
 
 

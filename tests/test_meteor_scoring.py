@@ -212,21 +212,31 @@ def test_java_missing_gives_a_clear_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX PATH")
-def test_evaluate_without_java_skips_default_meteor_but_fails_explicit(tmp_path, monkeypatch):
-    """Default metrics: the Java-free ones are returned, METEOR's absence is explained (warning and
-    result.skipped). METEOR asked for by name: MeteorUnavailableError."""
+def test_evaluate_without_java_scores_meteor_in_python_as_the_jar_does(tmp_path, monkeypatch):
+    """Issue 15: the default metrics on a machine without Java include METEOR (the Python engine), equal
+    to the jar's; the jar asked for by name without Java: skipped with a reason by default, an error
+    when METEOR is named."""
     from capeval.evaluate import MetricUnavailableWarning, evaluate
+    from capeval.meteor_python import unavailable_reason
 
-    monkeypatch.delenv("JAVA_HOME", raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path))
+    if unavailable_reason() or M.meteor_unavailable_reason(backend="jar"):
+        pytest.skip("needs pycocoevalcap's data files, nltk and Java (the jar is the oracle)")
     refs = {1: ["a dog runs on the grass", "a brown dog running"], 2: ["two cats sleep on a sofa"]}
     preds = {1: "a dog running on grass", 2: "a cat on a sofa"}
+    with_jar = evaluate(refs, preds, tokenizer="none", meteor_options={"backend": "jar"})
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java from here on
+    result = evaluate(refs, preds, tokenizer="none")
+    assert result.scores["METEOR"] == with_jar.scores["METEOR"]
+    assert list(result.per_item["METEOR"]) == list(with_jar.per_item["METEOR"])
+    assert "meteor_engine:python" in result.signature and not result.skipped
+    jar = {"backend": "jar"}
     with pytest.warns(MetricUnavailableWarning, match="Java runtime not found"):
-        result = evaluate(refs, preds, tokenizer="none")
-    assert "METEOR" not in result.scores and "Bleu_4" in result.scores and "CIDEr-D" in result.scores
-    assert "Java runtime not found" in result.skipped["METEOR"]
+        skipped = evaluate(refs, preds, tokenizer="none", meteor_options=jar)
+    assert "METEOR" not in skipped.scores and "Bleu_4" in skipped.scores and "CIDEr-D" in skipped.scores
+    assert "Java runtime not found" in skipped.skipped["METEOR"]
     with pytest.raises(MeteorUnavailableError, match="Java runtime not found"):
-        evaluate(refs, preds, metrics=["meteor", "bleu"], tokenizer="none")
+        evaluate(refs, preds, metrics=["meteor", "bleu"], tokenizer="none", meteor_options=jar)
 
 
 def test_result_signature_and_helpers():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import MeteorError, MeteorUnavailableError
-from .api import BACKENDS, meteor, meteor_segments, meteor_unavailable_reason, resolve_backend
+from .api import BACKENDS, jar_options, meteor, meteor_segments, meteor_unavailable_reason, resolve_backend
 from .formula import (
     EVAL_ID,
     STATS_FIELDS,
@@ -82,4 +82,5 @@ __all__ = [
     "meteor_summable_stats",
     "meteor_unavailable_reason",
     "resolve_backend",
+    "jar_options",
 ]

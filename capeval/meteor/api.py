@@ -40,13 +40,19 @@ def _check_backend(backend: str) -> None:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
-def resolve_backend(backend: str = "auto", *, scorer=None) -> str:
+def jar_options(options: Mapping) -> list[str]:
+    """The options given that only the jar pool takes (``java=``, ``heap=``...)."""
+    return sorted(k for k, v in options.items() if k not in _PYTHON_OPTIONS and v is not None)
+
+
+def resolve_backend(backend: str = "auto", *, scorer=None, options: Mapping | None = None) -> str:
     """``"jar"`` or ``"python"``: the engine ``backend`` means here. ``"auto"`` is Python where the
-    engine is available, else the jar; with an open jar pool (``scorer=``) it is that pool."""
+    engine is available, else the jar; with an open jar pool (``scorer=``) or options only the jar
+    takes (``java=``, ``jar=``, ``heap=``...) it is the jar."""
     _check_backend(backend)
     if backend != "auto":
         return backend
-    if scorer is not None:
+    if scorer is not None or jar_options(options or {}):
         return "jar"
     try:
         _python_engine()
@@ -61,6 +67,8 @@ def meteor_unavailable_reason(jar=None, java=None, *, backend: str = "auto") -> 
     from .java import jar_unavailable_reason
 
     _check_backend(backend)
+    if backend == "auto" and (jar is not None or java is not None):
+        backend = "jar"  # asked about a given jar or java
     reasons = []
     if backend in ("python", "auto"):
         try:
@@ -97,7 +105,7 @@ def meteor_segments(
 
     if ids is not None and len(ids) != len(predictions):
         raise InputError(f"{len(ids)} ids but {len(predictions)} predictions")
-    engine = resolve_backend(backend, scorer=scorer)
+    engine = resolve_backend(backend, scorer=scorer, options=options)
     # validated and cleaned before any engine starts, the same way for both
     refs, hyps = clean_segments(references, predictions, segment_labels(len(predictions), ids))
     if not hyps:
@@ -120,7 +128,7 @@ def meteor_segments(
 def _score_in_python(refs, hyps, ids, scorer, progress, options, *, explicit: bool) -> MeteorResult:
     if scorer is not None:
         raise TypeError("scorer= is an open jar pool; backend='python' does not use one")
-    unknown = sorted(k for k, v in options.items() if k not in _PYTHON_OPTIONS and v is not None)
+    unknown = jar_options(options)
     if explicit and unknown:
         raise TypeError(f"backend='python' takes workers=, not the JVM pool's options {unknown}")
     workers = options.get("workers") or 1

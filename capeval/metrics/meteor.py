@@ -50,7 +50,8 @@ class Meteor(Metric):
 
         scorer = options.meteor.get("scorer")
         backend = options.meteor.get("backend", "auto")
-        if resolve_backend(backend, scorer=scorer) == "python":
+        pool_options = {k: v for k, v in options.meteor.items() if k not in ("scorer", "progress", "backend")}
+        if resolve_backend(backend, scorer=scorer, options=pool_options) == "python":
             from ..errors import MeteorUnavailableError
             from ..meteor import meteor_unavailable_reason
 
@@ -62,16 +63,19 @@ class Meteor(Metric):
             return MeteorState(pool=scorer)
         from ..meteor import Meteor as Pool  # Java and the jar: only when the jar scores
 
-        pool = Pool(**{k: v for k, v in options.meteor.items() if k not in ("scorer", "progress", "backend")})
+        pool = Pool(**pool_options)
         return MeteorState(pool=pool.start(pool.jvms_for(n_items)), owned=True)
 
     def unavailable_reason(self, options: Options) -> str | None:
-        from ..meteor import meteor_unavailable_reason
+        from ..meteor import jar_options, meteor_unavailable_reason
 
         meteor = options.meteor
         if meteor.get("scorer") is not None:
             return None
-        return meteor_unavailable_reason(meteor.get("jar"), meteor.get("java"), backend=meteor.get("backend", "auto"))
+        backend = meteor.get("backend", "auto")
+        if backend == "auto" and jar_options({k: v for k, v in meteor.items() if k not in ("progress", "backend")}):
+            backend = "jar"  # java=, heap=...: the jar was asked for
+        return meteor_unavailable_reason(meteor.get("jar"), meteor.get("java"), backend=backend)
 
     def end(self, handle) -> None:
         if handle is not None and getattr(handle, "owned", False):

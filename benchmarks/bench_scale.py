@@ -147,22 +147,22 @@ def report(results: Path) -> str:
     records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
     ok = [r for r in records if "error" not in r]
     lines = [
-        "| engine | images | wall s | images/s (wall) | CPU s, all processes | images per CPU s | peak RSS driver (MB) | peak RSS workers (MB) | total peak RSS (MB) | load avg (1 min) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| engine | images | wall s | images/s (wall) | CPU s, all processes | images per CPU s | peak RSS driver (MB) | peak RSS workers (MB) | total peak RSS (MB) | load avg (1 min) | code |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in sorted(ok, key=lambda r: (r["n_images"], ENGINES.index(r["engine"]))):
+    for r in sorted(ok, key=lambda r: (r["n_images"], ENGINES.index(r["engine"]), r["when"])):
         workers = ", ".join(f"{w:.0f}" for w in r["peak_rss_mb"].get("workers", [])) or "-"
         cpu = r.get("cpu_seconds")
         cpu_total = cpu["driver"] + sum(cpu.get("workers", [])) if cpu else None
         lines.append(
             f"| {r['engine']} | {r['n_images']:,} | {r['seconds']:.1f} | {r['images_per_s']:,.0f} | "
             + (f"{cpu_total:.0f} | {r['n_images'] / cpu_total:,.0f} | " if cpu_total else "- | - | ")
-            + f"{r['peak_rss_mb']['driver']:.0f} | {workers} | {r['total_peak_rss_mb']:.0f} | {r['load_average'][0]:.1f} |"
+            + f"{r['peak_rss_mb']['driver']:.0f} | {workers} | {r['total_peak_rss_mb']:.0f} | {r['load_average'][0]:.1f} | {r.get('commit', 'before 5a9e43f')} |"
         )
     for r in records:
         if "error" in r:
             why = r["error"].strip().splitlines()[-1][:80] if r["error"].strip() else "?"
-            lines.append(f"| {r['engine']} | {r['n_images']:,} | did not finish: {why} | | | | | | | |")
+            lines.append(f"| {r['engine']} | {r['n_images']:,} | did not finish: {why} | | | | | | | | |")
     FIGURES.mkdir(parents=True, exist_ok=True)
     for what, key, label in (("time", "seconds", "wall time (s)"), ("memory", "total_peak_rss_mb", "peak RSS, all processes (MB)")):
         fig, ax = plt.subplots(figsize=(5.5, 4))

@@ -156,9 +156,38 @@ def test_merged_parts_equal_the_whole_corpus_frequencies():
     for cut in ([1, 2], [3], [1, 1, 1, 1, 1, 1]):
         bounds = np.cumsum([0, *cut, len(tokenized)])
         parts = [adapter.fit_part(tokenized[a:b], plan) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        merged = adapter.finish_state(adapter.merge_parts(parts))
-        assert merged.sha256 == whole.sha256  # same words, rows, counts and ref_len = log(7)
-        assert merged.ref_len == np.log(7.0)
+        merged = adapter.merge_parts(parts)
+        as_table = DocumentFrequencies(merged.words, merged.grams, merged.counts, n_images=merged.n_items)
+        assert as_table.sha256 == whole.sha256  # same words, rows, counts and ref_len = log(7)
+
+
+def test_lean_corpus_frequencies_answer_like_document_frequencies():
+    """The finished table the engines use gives DocumentFrequencies' numbers for every n-gram of a
+    corpus (known, unknown words, orders 1-4), and falls back to DocumentFrequencies when it cannot pack."""
+    from capeval._corpus import ScoringCorpus
+
+    tokenized = _tokenized_refs()
+    plan = adapter.MetricPlan.build(["cider_d"])
+    whole = DocumentFrequencies.from_tokenized(tokenized)
+    lean = adapter.finish_state(adapter.merge_parts([adapter.fit_part(tokenized[:3], plan), adapter.fit_part(tokenized[3:], plan)]))
+    assert isinstance(lean, adapter.LeanFrequencies) and lean.ref_len == whole.ref_len == np.log(7.0)
+    probe = ScoringCorpus(["a student with grade b unseen words here", "the teacher smiles at it"], [["x"], ["y"]])
+    grams = probe.ngrams(4)
+    matrix = grams.gram_words(probe.tokens, np.arange(grams.n_grams))
+    expected = whole.lookup(matrix, probe.tokens.words)
+    assert expected.max() >= 2 and (expected == 0).any()  # the probe hits shared, single and absent n-grams
+    np.testing.assert_array_equal(lean.lookup(matrix, probe.tokens.words), expected)
+    assert adapter.LeanFrequencies.fits(46_000, 4) and not adapter.LeanFrequencies.fits(60_000, 4)
+
+
+def test_vocabularies_too_large_to_pack_use_document_frequencies(monkeypatch):
+    refs, preds = tricky_data()
+    monkeypatch.setattr(adapter.LeanFrequencies, "fits", staticmethod(lambda n_words, n: False))
+    memory = capeval.evaluate(refs, preds, METRICS)
+    assert_same(memory, stream_evaluate(refs, preds, METRICS, chunk_size=3, collect_per_item=True))
+    tokenized = _tokenized_refs()
+    part = adapter.fit_part(tokenized, adapter.MetricPlan.build(["cider_d"]))
+    assert isinstance(adapter.finish_state(part), DocumentFrequencies)
 
 
 def test_unique_rows_without_packing_agrees():

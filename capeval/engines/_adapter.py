@@ -153,8 +153,67 @@ def merge_parts(parts: Sequence[DfPart]) -> DfPart:
     return DfPart(words, grams, counts, sum(p.n_items for p in parts))
 
 
-def finish_state(part: DfPart) -> DocumentFrequencies:
-    """The document frequencies of the whole corpus: ``ref_len = log(total items)`` as evaluate() has."""
+class LeanFrequencies:
+    """The finished document frequencies of all references, lean: per order one sorted int64 key per
+    n-gram (word ids + 1 in base ``len(words) + 1``) and an int32 count, 12 bytes per n-gram (a
+    :class:`DocumentFrequencies` holds 24-40, plus its lookup index). It answers the lookups
+    ``cider_scores(corpus, df=...)`` makes (``lookup``, ``ref_len``) with the same numbers."""
+
+    def __init__(self, part: DfPart):
+        self.words = part.words
+        self.word_index = {w: i for i, w in enumerate(part.words)}
+        self.n = len(part.grams)
+        self.n_images = float(part.n_items)
+        self.ref_len = float(np.log(self.n_images))  # as DocumentFrequencies and evaluate() compute it
+        self.keys: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+        for rows, counts in zip(part.grams, part.counts):
+            keys = self._pack(rows)
+            if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():
+                order = np.argsort(keys)
+                keys, counts = keys[order], counts[order]
+            self.keys.append(keys)
+            self.counts.append(counts.astype(np.int32 if part.n_items < 2**31 else np.int64))
+
+    @staticmethod
+    def fits(n_words: int, n: int) -> bool:
+        return (n_words + 1) ** n < 2**62
+
+    def _pack(self, rows: np.ndarray) -> np.ndarray:
+        base = len(self.words) + 1
+        keys = np.zeros(len(rows), dtype=np.int64)
+        for j in range(rows.shape[1]):
+            keys *= base
+            keys += rows[:, j].astype(np.int64) + 1
+        return keys
+
+    def lookup(self, gram_words: np.ndarray, corpus_words) -> np.ndarray:
+        """Document frequency of n-grams given as (G, n) word ids of another vocabulary (-1 padded)."""
+        to_own = np.array([self.word_index.get(w, -1) for w in corpus_words] + [-1], dtype=np.int64)
+        gram_words = np.asarray(gram_words, dtype=np.int64)
+        orders = (gram_words >= 0).sum(axis=1)
+        own = to_own[gram_words]  # the -1 padding maps to the trailing -1
+        out = np.zeros(len(own), dtype=np.float64)
+        for k in range(1, min(self.n, own.shape[1]) + 1):
+            table = self.keys[k - 1]
+            rows = np.flatnonzero((orders == k) & (own[:, :k] >= 0).all(axis=1))
+            if not len(rows) or not len(table):
+                continue
+            keys = self._pack(own[rows, :k])
+            pos = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+            hit = table[pos] == keys
+            out[rows[hit]] = self.counts[k - 1][pos[hit]]
+        return out
+
+    def __len__(self) -> int:
+        return int(sum(len(k) for k in self.keys))
+
+
+def finish_state(part: DfPart):
+    """The document frequencies of the whole corpus: ``ref_len = log(total items)`` as evaluate() has.
+    Lean (:class:`LeanFrequencies`) unless the vocabulary is too large to pack an n-gram in 62 bits."""
+    if LeanFrequencies.fits(len(part.words), len(part.grams)):
+        return LeanFrequencies(part)
     return DocumentFrequencies(part.words, part.grams, part.counts, n_images=part.n_items, source=CORPUS_DF)
 
 

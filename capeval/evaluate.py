@@ -54,8 +54,28 @@ class PerItemColumns:
         return pd.DataFrame(self.columns, index=pd.Index(self.ids, name="image_id"))
 
 
+class ScoresMapping:
+    """Results read like their ``scores`` dict: ``result["CIDEr-D"]``, ``for key in result``, ``.items()``."""
+
+    scores: dict[str, float]
+    signature: str
+
+    def __getitem__(self, key: str) -> float:
+        return self.scores[key]
+
+    def __iter__(self):
+        return iter(self.scores)
+
+    def items(self):
+        return self.scores.items()
+
+    def _repr(self, head: str) -> str:
+        body = ", ".join(f"{k}: {v:.4f}" for k, v in self.scores.items())
+        return f"{head}({body} | {self.signature})"
+
+
 @dataclass
-class EvaluationResult:
+class EvaluationResult(ScoresMapping):
     """Corpus scores (pycocoevalcap's keys and scale), per-item scores, statistics, signature.
 
     ``per_item``: a pandas DataFrame indexed by id, one column per output key (built on first
@@ -76,18 +96,8 @@ class EvaluationResult:
             self.per_item_data = self.per_item_data.frame()
         return self.per_item_data
 
-    def __getitem__(self, key: str) -> float:
-        return self.scores[key]
-
-    def __iter__(self):
-        return iter(self.scores)
-
-    def items(self):
-        return self.scores.items()
-
     def __repr__(self) -> str:
-        body = ", ".join(f"{k}: {v:.4f}" for k, v in self.scores.items())
-        return f"EvaluationResult({body} | {self.signature})"
+        return self._repr("EvaluationResult")
 
 
 def evaluate(

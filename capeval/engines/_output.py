@@ -16,9 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluate import ScoresMapping
+
 
 @dataclass
-class ScaleResult:
+class ScaleResult(ScoresMapping):
     """Corpus scores (pycocoevalcap's keys and scale) of a streaming or Dask job.
 
     ``per_item`` is a DataFrame indexed by id only with ``collect_per_item=True`` (it holds every item:
@@ -34,18 +36,8 @@ class ScaleResult:
     per_item_path: Path | None = None
     details: dict = field(default_factory=dict)  # engine facts: chunks, partitions, workers, seconds
 
-    def __getitem__(self, key: str) -> float:
-        return self.scores[key]
-
-    def __iter__(self):
-        return iter(self.scores)
-
-    def items(self):
-        return self.scores.items()
-
     def __repr__(self) -> str:
-        body = ", ".join(f"{k}: {v:.4f}" for k, v in self.scores.items())
-        return f"ScaleResult({self.engine}, {self.n_items} items, {body} | {self.signature})"
+        return self._repr(f"ScaleResult[{self.engine}, {self.n_items} items]")
 
 
 def _frame(ids: list, columns: dict[str, np.ndarray]):

@@ -164,10 +164,16 @@ def report(results: Path) -> str:
             why = r["error"].strip().splitlines()[-1][:80] if r["error"].strip() else "?"
             lines.append(f"| {r['engine']} | {r['n_images']:,} | did not finish: {why} | | | | | | | | |")
     FIGURES.mkdir(parents=True, exist_ok=True)
-    for what, key, label in (("time", "seconds", "wall time (s)"), ("memory", "total_peak_rss_mb", "peak RSS, all processes (MB)")):
+    latest = {}  # the figures show the last run of each engine and size (the code of the table's last rows)
+    for r in sorted(ok, key=lambda r: r["when"]):
+        latest[r["engine"], r["n_images"]] = r
+    for r in latest.values():
+        cpu = r.get("cpu_seconds")
+        r["cpu_total"] = cpu["driver"] + sum(cpu.get("workers", [])) if cpu else None
+    for what, key, label in (("time", "cpu_total", "CPU seconds, all processes"), ("memory", "total_peak_rss_mb", "peak RSS, all processes (MB)")):
         fig, ax = plt.subplots(figsize=(5.5, 4))
         for engine in ENGINES:
-            points = sorted((r["n_images"], r[key]) for r in ok if r["engine"] == engine)
+            points = sorted((r["n_images"], r[key]) for (e, _), r in latest.items() if e == engine and r[key] is not None)
             if points:
                 ax.plot(*zip(*points), marker="o", label=engine)
         ax.set_xscale("log")

@@ -50,8 +50,9 @@ import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from ._inputs import check_caption, prediction
 from ._io import atomic_write
-from .errors import DuplicateIdError, FormatError, InvalidCaptionError, format_ids
+from .errors import DuplicateIdError, FormatError, format_ids
 
 FORMATS = ("coco", "coco-results", "nice", "nice-submission", "karpathy", "json", "jsonl", "txt")
 _FORMAT_ALIASES = {
@@ -260,9 +261,7 @@ def _check_id(value, path: Path, where: str):
 def _check_caption(value, path: Path, where: str) -> str:
     if isinstance(value, Mapping) and "caption" in value:  # {"caption": ...} entries (pycocoevalcap's gts)
         value = value["caption"]
-    if isinstance(value, str):
-        return value
-    raise InvalidCaptionError(f"{path}, {where}: caption must be a string, got {type(value).__name__} {value!r:.40}")
+    return check_caption(value, f"{path}, {where}")  # the one caption check (capeval._inputs)
 
 
 class _IdRegistry:
@@ -794,16 +793,6 @@ def match_ids(refs: Mapping, preds: Mapping):
 
 
 # -- writers --------------------------------------------------------------------------------------
-def _single(value, key) -> str:
-    if isinstance(value, (list, tuple)):
-        if len(value) != 1:
-            raise InvalidCaptionError(f"id {key!r}: {len(value)} captions; one prediction per image is expected")
-        value = value[0]
-    if not isinstance(value, str):
-        raise InvalidCaptionError(f"id {key!r}: caption must be a string, got {type(value).__name__}")
-    return value
-
-
 class _CsvWriter:
     """``csv.writer`` with ``\n`` line ends that also quotes fields holding a ``\r``.
 
@@ -823,7 +812,7 @@ class _CsvWriter:
 def write_coco_results(path, preds: Mapping) -> Path:
     """``[{"image_id", "caption"}]`` (ids as given), written atomically."""
     path = Path(path)
-    rows = [{"image_id": key, "caption": _single(value, key)} for key, value in preds.items()]
+    rows = [{"image_id": key, "caption": prediction(value, key)} for key, value in preds.items()]
     with atomic_write(path) as fh:
         json.dump(rows, fh, ensure_ascii=False)
     return path
@@ -836,7 +825,7 @@ def write_nice_submission(path, preds: Mapping) -> Path:
         writer = _CsvWriter(fh)
         writer.writerow(["public_id", "caption"])
         for key, value in preds.items():
-            writer.writerow([key, _single(value, key)])
+            writer.writerow([key, prediction(value, key)])
     return path
 
 
@@ -848,7 +837,7 @@ def write_nice_references(path, refs: Mapping, categories: Mapping | None = None
         writer = _CsvWriter(fh)
         writer.writerow(["public_id", "caption_gt"] + (["category"] if categories else []))
         for key, value in refs.items():
-            row = [key, _single(value, key)]
+            row = [key, prediction(value, key)]
             if categories:
                 row.append(categories.get(key, ""))
             writer.writerow(row)

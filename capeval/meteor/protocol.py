@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from .._inputs import check_caption
 from ..errors import EmptyReferencesError, InputError, InvalidCaptionError, MeteorError
 from .formula import STATS_LENGTH
 
@@ -46,12 +47,6 @@ def clean_caption(text: str) -> str:
     return " ".join(text.split())
 
 
-def _check_text(value, what: str) -> str:
-    if isinstance(value, str):
-        return value
-    raise InvalidCaptionError(f"{what} is not a string: {value!r} ({type(value).__name__})")
-
-
 def segment_labels(n: int, ids: Sequence | None) -> list[str]:
     """How messages name segment ``i``: ``id 7`` when ids are known, else ``segment 2``."""
     if ids is None:
@@ -70,12 +65,12 @@ def clean_segments(
     for label, refs, pred in zip(labels, refs_list, preds_list):
         if isinstance(pred, (list, tuple)) and len(pred) == 1:
             pred = pred[0]
-        hyps.append(clean_caption(_check_text(pred, f"the prediction for {label}")))
+        hyps.append(clean_caption(check_caption(pred, f"the prediction for {label}")))
         if isinstance(refs, str):
             refs = [refs]
         elif not isinstance(refs, Iterable):
             raise InvalidCaptionError(f"the references for {label} are not a list of strings: {refs!r}")
-        refs = [clean_caption(_check_text(r, f"reference {k} of {label}")) for k, r in enumerate(refs)]
+        refs = [clean_caption(check_caption(r, f"reference {k} of {label}")) for k, r in enumerate(refs)]
         if not refs:
             raise EmptyReferencesError(f"{label} has no references")
         if not any(refs):

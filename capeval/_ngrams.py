@@ -22,6 +22,33 @@ import numpy as np
 _INT64_LIMIT = 2**62
 
 
+def packs_exactly(base: int, width: int) -> bool:
+    """Whether rows of ``width`` word ids below ``base - 1`` pack into one exact int64 key."""
+    return base**width < _INT64_LIMIT
+
+
+def pack_ngram_rows(rows: np.ndarray, base: int) -> np.ndarray:
+    """One int64 key per row of word ids (an n-gram): the ids + 1 as digits in ``base`` (``len(words) +
+    1``), so keys are exact (see :func:`packs_exactly`), sort like the rows, and n-grams of different
+    orders never collide. The one key packing of document-frequency tables."""
+    rows = np.asarray(rows)
+    keys = np.zeros(len(rows), dtype=np.int64)
+    for j in range(rows.shape[1] if rows.ndim == 2 else 0):
+        keys *= base
+        keys += rows[:, j].astype(np.int64) + 1
+    return keys
+
+
+def unpack_ngram_keys(keys: np.ndarray, width: int, base: int) -> np.ndarray:
+    """The rows of word ids that :func:`pack_ngram_rows` packed into ``keys``."""
+    out = np.empty((len(keys), width), dtype=np.int64)
+    keys = np.asarray(keys, dtype=np.int64)
+    for j in range(width - 1, -1, -1):
+        keys, digit = np.divmod(keys, base)
+        out[:, j] = digit - 1
+    return out
+
+
 @dataclass
 class TokenizedCorpus:
     """Captions as word ids: ``word_ids[offsets[c]:offsets[c + 1]]`` are caption ``c``'s words."""

@@ -40,6 +40,7 @@ import numpy as np
 from ._corpus import ScoringCorpus, tokenize_reference_lists
 from ._inputs import check_n, reference_lists
 from ._io import atomic_write_bytes
+from ._ngrams import pack_ngram_rows, packs_exactly
 from ._version import __version__
 from .errors import DocumentFrequencyError, DocumentFrequencyMismatchError
 
@@ -306,11 +307,9 @@ class DocumentFrequencies:
     def _packed_order(self, k: int):
         if k not in self._packed:
             base = len(self.words) + 1
-            g = self.grams[k - 1].astype(np.int64)
-            if base**k < 2**62:
-                keys = np.zeros(len(g), dtype=np.int64)
-                for j in range(k):
-                    keys = keys * base + (g[:, j] + 1)
+            g = self.grams[k - 1]
+            if packs_exactly(base, k):
+                keys = pack_ngram_rows(g, base)
                 order = np.argsort(keys)
                 self._packed[k] = (keys[order], self.counts[k - 1][order])
             else:  # huge vocabulary: a dictionary of tuples
@@ -329,9 +328,7 @@ class DocumentFrequencies:
             if isinstance(table, dict):
                 out[rows] = [table.get(tuple(r), 0.0) for r in matrix[rows, :k].tolist()]
                 continue
-            keys = np.zeros(len(rows), dtype=np.int64)
-            for j in range(k):
-                keys = keys * base + (matrix[rows, j] + 1)
+            keys = pack_ngram_rows(matrix[rows, :k], base)
             sorted_keys, sorted_counts = table
             pos = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
             if len(sorted_keys):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .._corpus import ScoringCorpus
+from .._ngrams import pack_ngram_rows, packs_exactly, unpack_ngram_keys
 from ..df import DocumentFrequencies
 from ..evaluate import build_signatures, end_metrics, start_metrics
 from ..metrics import SIGMA, Options, get, resolve
@@ -99,35 +100,17 @@ def fit_part(tokenized_references: Sequence[Sequence[str]], plan: MetricPlan) ->
     return DfPart(df.words, [np.asarray(g, dtype=np.int32) for g in df.grams], counts, len(tokenized_references))
 
 
-def _pack_rows(rows: np.ndarray, bits: int) -> np.ndarray:
-    key = np.zeros(len(rows), dtype=np.int64)
-    for j in range(rows.shape[1]):
-        key <<= bits
-        key |= rows[:, j]
-    return key
-
-
-def _unpack_rows(keys: np.ndarray, width: int, bits: int) -> np.ndarray:
-    out = np.empty((len(keys), width), dtype=np.int32)
-    mask = (1 << bits) - 1
-    for j in range(width - 1, -1, -1):
-        out[:, j] = keys & mask
-        keys = keys >> bits
-    return out
-
-
 def _unique_rows(rows: np.ndarray, counts: np.ndarray, n_words: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct rows (lexicographic order) and their summed counts: exact, no hashing."""
     if not len(rows):
         return rows, counts
-    width = rows.shape[1]
-    bits = max(int(n_words - 1).bit_length(), 1)
-    if width * bits <= 63:  # one int64 key per row, in the rows' lexicographic order
-        keys = _pack_rows(rows.astype(np.int64), bits)
+    width, base = rows.shape[1], n_words + 1
+    if packs_exactly(base, width):  # one int64 key per row, in the rows' lexicographic order
+        keys = pack_ngram_rows(rows, base)
         order = np.argsort(keys, kind="stable")
         keys, counts = keys[order], counts[order]
         first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        return _unpack_rows(keys[first], width, bits), np.add.reduceat(counts, first)
+        return unpack_ngram_keys(keys[first], width, base).astype(rows.dtype), np.add.reduceat(counts, first)
     order = np.lexsort(rows.T[::-1])  # huge vocabularies: column-wise sort
     rows, counts = rows[order], counts[order]
     first = np.flatnonzero(np.concatenate(([True], (rows[1:] != rows[:-1]).any(axis=1))))
@@ -177,15 +160,10 @@ class LeanFrequencies:
 
     @staticmethod
     def fits(n_words: int, n: int) -> bool:
-        return (n_words + 1) ** n < 2**62
+        return packs_exactly(n_words + 1, n)
 
     def _pack(self, rows: np.ndarray) -> np.ndarray:
-        base = len(self.words) + 1
-        keys = np.zeros(len(rows), dtype=np.int64)
-        for j in range(rows.shape[1]):
-            keys *= base
-            keys += rows[:, j].astype(np.int64) + 1
-        return keys
+        return pack_ngram_rows(rows, len(self.words) + 1)
 
     def lookup(self, gram_words: np.ndarray, corpus_words) -> np.ndarray:
         """Document frequency of n-grams given as (G, n) word ids of another vocabulary (-1 padded)."""

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import datasets  # noqa: E402
+from benchmarks.bench_meteor import peak_rss  # noqa: E402
 
 SETS = {
     "nice": ("NICE val, first retrieval hint, 5,000 images", datasets.nice_retrieval),
@@ -74,17 +75,6 @@ def tokenized(refs: dict, preds: dict):
     return ids, out_refs, tokenize([preds[i] for i in ids], "ptb")
 
 
-def jvm_peak_rss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def run_pycocoevalcap(ids, refs, hyps):
     from pycocoevalcap.meteor.meteor import Meteor
 
@@ -92,7 +82,7 @@ def run_pycocoevalcap(ids, refs, hyps):
     scorer = Meteor()
     corpus, scores = scorer.compute_score(dict(zip(ids, refs)), {i: [h] for i, h in zip(ids, hyps)})
     seconds = time.perf_counter() - t0
-    peak = jvm_peak_rss(scorer.meteor_p.pid)
+    peak = peak_rss(scorer.meteor_p.pid)
     del scorer
     return seconds, np.asarray(scores, dtype=float), float(corpus), peak
 

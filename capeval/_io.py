@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import os
 import shutil
 import sys
@@ -62,6 +63,24 @@ def atomic_write_text(path, text: str) -> None:
     with atomic_write(path, "w") as fh:
         fh.write(text)
 
+
+# -- the cache directory and file fingerprints -------------------------------------------------------
+ENV_CACHE = "CAPEVAL_CACHE"
+
+
+def cache_root() -> Path:
+    """``$CAPEVAL_CACHE``, else ``~/.cache/capeval``: where compiled and derived files are kept."""
+    env = os.environ.get(ENV_CACHE)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "capeval"
+
+
+def file_sha256(path) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB blocks (the file closed at once)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 # -- a directory of files replaced as a set ---------------------------------------------------------
 _AT_FDCWD = -100

@@ -13,13 +13,13 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .._io import ENV_CACHE, cache_root, file_sha256  # noqa: F401  (ENV_CACHE: re-exported)
 from ..errors import MeteorUnavailableError
 from .logs import log
 
 JAR_NAME = "meteor-1.5.jar"
 PARAPHRASE = Path("data") / "paraphrase-en.gz"
 ENV_JAR = "CAPEVAL_METEOR_JAR"
-ENV_CACHE = "CAPEVAL_CACHE"
 # pycocoevalcap's arguments after the jar: read stdin, answer on stdout, English, normalized
 METEOR_ARGS = ("-", "-", "-stdio", "-l", "en", "-norm")
 # Numbers are printed by Java's Double.toString (locale-free) but *parsed* back by java.util.Scanner,
@@ -140,18 +140,8 @@ def jar_tag(jar) -> str:
         return f"{os.path.basename(path)}@missing"
     key = (path, st.st_size, st.st_mtime_ns)
     if key not in _JAR_TAGS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        _JAR_TAGS[key] = f"{os.path.basename(path)}@{digest.hexdigest()[:12]}"
+        _JAR_TAGS[key] = f"{os.path.basename(path)}@{file_sha256(path)[:12]}"
     return _JAR_TAGS[key]
-
-
-def cache_root() -> Path:
-    """``$CAPEVAL_CACHE``, else ``~/.cache/capeval``."""
-    env = os.environ.get(ENV_CACHE)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "capeval"
 
 
 def sanitized_env() -> dict:

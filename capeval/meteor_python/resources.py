@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from capeval._io import ENV_CACHE, cache_root, file_sha256  # noqa: F401  (ENV_CACHE: re-exported)
 from capeval.errors import MeteorUnavailableError
 
 from ._java import java_tokens
@@ -35,7 +36,6 @@ from .normalize import parse_nonbreaking_prefixes
 JAR_NAME = "meteor-1.5.jar"
 PARAPHRASE = Path("data") / "paraphrase-en.gz"
 ENV_JAR = "CAPEVAL_METEOR_JAR"
-ENV_CACHE = "CAPEVAL_CACHE"
 CACHE_FORMAT = 4
 JAR_MEMBERS = {
     "function_words": "function/english.words",
@@ -106,19 +106,7 @@ def unavailable_reason(jar=None) -> str | None:
     return None
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "capeval")
-
-
 # -- source fingerprints --------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fingerprint(path: Path, memo_dir: Path) -> str:
     """SHA-256 of a file, remembered against its size, mtime and inode (hashing the 62 MB table on
     every load would cost more than loading the cache)."""
@@ -131,7 +119,7 @@ def _fingerprint(path: Path, memo_dir: Path) -> str:
         known = {}
     if isinstance(known, dict) and isinstance(known.get(stamp), str):
         return known[stamp]
-    value = _sha256(path)
+    value = file_sha256(path)
     known = {k: v for k, v in (known.items() if isinstance(known, dict) else ()) if not k.startswith(f"{path.resolve()}|")}
     known[stamp] = value
     try:

@@ -64,6 +64,7 @@ class ScoringCorpus:
         np.cumsum(self.n_refs, out=self.ref_start[1:])
         self._ngrams: dict[int, NgramCounts] = {}
         self._segments: dict[int, NgramSegments] = {}
+        self._doc_freq: dict[int, np.ndarray] = {}
 
     @cached_property
     def captions(self) -> list[str]:
@@ -105,14 +106,18 @@ class ScoringCorpus:
         return self._ngrams[n]
 
     def document_frequencies(self, n: int) -> np.ndarray:
-        """For each n-gram id of ``ngrams(n)``, the number of items whose references contain it."""
+        """For each n-gram id of ``ngrams(n)``, the number of items whose references contain it
+        (counted once per corpus: CIDEr and CIDEr-D share it)."""
+        if n in self._doc_freq:
+            return self._doc_freq[n]
         grams = self.ngrams(n)
         seg = self.segments(n)
         # a segment's first reference entry: the segment's first entry, or its second after a hypothesis
         first_ref = seg.first + seg.is_hyp[seg.first]
         last = np.append(seg.first[1:], len(seg.seg_id))
         has_ref = first_ref < last
-        return np.bincount(grams.gram[first_ref[has_ref]], minlength=grams.n_grams).astype(np.float64)
+        self._doc_freq[n] = np.bincount(grams.gram[first_ref[has_ref]], minlength=grams.n_grams).astype(np.float64)
+        return self._doc_freq[n]
 
     def segments(self, n: int) -> NgramSegments:
         """The (n-gram, item) segments of ``ngrams(n)`` (CIDEr's pairing of hypothesis and reference entries)."""

@@ -346,6 +346,7 @@ class Report:
     details: dict = field(repr=False, default_factory=dict)
     ci: dict | None = None
     notes: list[str] = field(default_factory=list)
+    _charts: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def splits(self) -> list[str]:
@@ -456,8 +457,11 @@ class Report:
 
     def charts(self) -> dict[str, bytes]:
         """PNG charts (name -> bytes): rank metric with CIs, all metrics, categories; {} without matplotlib.
-        Each system has one colour in every chart (:meth:`system_colors`); legends sit outside the axes."""
-        return {name: _png(fig) for name, fig in self.chart_figures().items()}
+        Each system has one colour in every chart (:meth:`system_colors`); legends sit outside the axes.
+        Drawn once per report (every rendering embeds the same PNGs)."""
+        if self._charts is None:
+            self._charts = {name: _png(fig) for name, fig in self.chart_figures().items()}
+        return self._charts
 
     def chart_figures(self) -> dict:
         """The charts as matplotlib Figures (name -> Figure), what :meth:`charts` renders; {} without matplotlib."""

@@ -52,8 +52,8 @@ class _Block:
     def take(self, rows: np.ndarray) -> _Block:
         return _Block(self.keys, self.data[rows], self.metric)
 
-    def scores(self, sums: np.ndarray, weight=None) -> np.ndarray:
-        """(..., len(keys)) values from summed statistics (..., k); ``weight`` is unused (kept for callers)."""
+    def scores(self, sums: np.ndarray) -> np.ndarray:
+        """(..., len(keys)) values from summed statistics (..., k)."""
         values = self.metric.scores(sums)
         return np.stack([np.asarray(values[k], dtype=np.float64) for k in self.keys], axis=-1)
 

@@ -73,9 +73,6 @@ class MetricPlan:
     def without(self, names) -> MetricPlan:
         return replace(self, metrics=tuple(m for m in self.metrics if m not in names))
 
-    def keys(self, skipped: Mapping = ()) -> list[str]:
-        return [k for m in self.metric_objects for k in m.keys(self.options) if k not in skipped]
-
 
 # -- the corpus state: document frequencies that add across parts ------------------------------------
 @dataclass
@@ -87,10 +84,6 @@ class DfPart:
     grams: list[np.ndarray]
     counts: list[np.ndarray]
     n_items: int
-
-    @property
-    def nbytes(self) -> int:
-        return int(sum(g.nbytes + c.nbytes for g, c in zip(self.grams, self.counts)))
 
 
 def fit_part(tokenized_references: Sequence[Sequence[str]], plan: MetricPlan) -> DfPart:

@@ -69,8 +69,6 @@ class ParaphraseIndex:
 
     entries: dict = field(default_factory=dict)
     trie: dict = field(default_factory=dict)  # word -> [children, paraphrases]: the transducer
-    max_length: int = 0
-    max_para_length: int = 0
 
     @classmethod
     def for_sentences(cls, tables: MeteorTables, sentences) -> ParaphraseIndex:
@@ -108,8 +106,6 @@ class ParaphraseIndex:
         for p_id, q_id in zip(phrase[keep].tolist(), para[keep].tolist()):
             index.entries.setdefault(words_of(p_id), []).append(words_of(q_id))
         for key, values in index.entries.items():
-            index.max_length = max(index.max_length, len(key))
-            index.max_para_length = max(index.max_para_length, *(len(v) for v in values))
             node = [index.trie, None]
             for word in key:
                 node = node[0].setdefault(word, [{}, ()])
@@ -246,11 +242,6 @@ class Aligner:
             words = self.words(text)
             sentence = self._sentences[text] = Sentence(words, [self.info(w) for w in words], self.paraphrases)
         return sentence
-
-    def forget_sentences(self) -> None:
-        """Drop the per-text caches (words, matches' inputs); per-word data stays."""
-        self._sentences.clear()
-        self._words.clear()
 
     def info(self, word: str) -> WordInfo:
         info = self._info.get(word)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from capeval._io import ENV_CACHE, cache_root, file_sha256  # noqa: F401  (ENV_CACHE: re-exported)
+from capeval._io import ENV_CACHE, atomic_write_bytes, cache_root, file_sha256  # noqa: F401  (ENV_CACHE: re-exported)
 from capeval.errors import MeteorUnavailableError
 
 from ._java import java_tokens
@@ -123,25 +123,10 @@ def _fingerprint(path: Path, memo_dir: Path) -> str:
     known = {k: v for k, v in (known.items() if isinstance(known, dict) else ()) if not k.startswith(f"{path.resolve()}|")}
     known[stamp] = value
     try:
-        _atomic_write(memo, json.dumps(known, indent=0).encode("utf-8"))
+        atomic_write_bytes(memo, json.dumps(known, indent=0).encode("utf-8"))
     except OSError:
         pass
     return value
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -298,7 +283,7 @@ class MeteorTables:
         known.update(new_stems)
         self.stems.update(new_stems)
         try:
-            _atomic_write(memo, json.dumps(known, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+            atomic_write_bytes(memo, json.dumps(known, ensure_ascii=False, sort_keys=True).encode("utf-8"))
         except OSError:
             pass
 

@@ -50,10 +50,7 @@ def _region2_start(word: str) -> int:
     else:
         p1 = after_vowel_consonant(0)
     # R2 is R1's own R1: the search starts at p1 (a vowel at p1 - 1 does not count).
-    for i in range(p1 + 1, n):
-        if chars[i] not in _VOWELS and chars[i - 1] in _VOWELS:
-            return i + 1
-    return n
+    return after_vowel_consonant(p1)
 
 
 class JarStemmer:

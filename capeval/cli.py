@@ -251,6 +251,7 @@ def _score_with_engine(args, metrics):
         refs_format=args.refs_format,
         preds_format=args.preds_format,
         split=args.split,
+        allow_df_mismatch=args.allow_df_mismatch,
     )
     if args.engine == "stream":
         from .engines.stream import stream_evaluate

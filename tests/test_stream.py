@@ -349,3 +349,24 @@ def test_failure_after_rows_were_written_leaves_nothing(tmp_path):
     with pytest.raises(InvalidCaptionError, match="id 7"):
         stream_evaluate(refs, preds, ["bleu"], chunk_size=1, per_item=tmp_path / "scores.jsonl")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_mismatched_df_file_is_refused_unless_allowed_as_in_memory(tmp_path):
+    """Issue 18.5 on the engines: a df built with another tokenizer is refused, and allow_df_mismatch
+    (CLI --allow-df-mismatch) lets it through with the numbers evaluate() gives it."""
+    from capeval.cli import main as cli_main
+    from capeval.errors import DocumentFrequencyMismatchError
+
+    refs = {1: ["A dog runs on the grass.", "The dog is running."], 2: ["A cat sleeps on a bed."], 3: ["Two men ride bikes."]}
+    preds = {1: "a dog running on grass", 2: "a cat sleeping", 3: "two people riding bikes"}
+    df = DocumentFrequencies.from_references(refs, tokenizer="none").save(tmp_path / "none-df.npz")
+    with pytest.raises(DocumentFrequencyMismatchError):
+        stream_evaluate(refs, preds, ["cider_d"], df=df)
+    memory = capeval.evaluate(refs, preds, ["cider_d"], df=df, allow_df_mismatch=True)
+    streamed = stream_evaluate(refs, preds, ["cider_d"], df=df, allow_df_mismatch=True, chunk_size=2, collect_per_item=True)
+    assert_same(memory, streamed)
+    refs_file = _write_jsonl(tmp_path / "refs.jsonl", [{"image_id": k, "captions": v} for k, v in refs.items()])
+    preds_file = _write_jsonl(tmp_path / "preds.jsonl", [{"image_id": k, "caption": v} for k, v in preds.items()])
+    args = ["score", str(refs_file), str(preds_file), "--engine", "stream", "--metrics", "cider_d", "--df", str(df), "--format", "json"]
+    assert cli_main(args) != 0  # refused
+    assert cli_main([*args, "--allow-df-mismatch"]) == 0

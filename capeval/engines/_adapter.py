@@ -38,8 +38,9 @@ class MetricPlan:
     options: Options
 
     @classmethod
-    def build(cls, metrics=None, *, tokenizer="ptb", n=4, sigma=SIGMA, df=None, meteor_options=None) -> MetricPlan:
-        options = Options(n=n, sigma=sigma, tokenizer=tokenizer, df=DocumentFrequencies.coerce(df, tokenizer=tokenizer, n=n), meteor=dict(meteor_options or {}))
+    def build(cls, metrics=None, *, tokenizer="ptb", n=4, sigma=SIGMA, df=None, meteor_options=None, allow_df_mismatch=False) -> MetricPlan:
+        df = DocumentFrequencies.coerce(df, tokenizer=tokenizer, n=n, allow_mismatch=allow_df_mismatch)
+        options = Options(n=n, sigma=sigma, tokenizer=tokenizer, df=df, meteor=dict(meteor_options or {}))
         return cls(tuple(m.name for m in resolve(metrics)), metrics is not None, options)
 
     @property

@@ -147,6 +147,7 @@ def dask_evaluate(
     preds_format: str = "auto",
     split: str | None = None,
     meteor_options=None,
+    allow_df_mismatch: bool = False,
     fan_in: int = 8,
     retries: int = 2,
 ) -> ScaleResult:
@@ -158,7 +159,7 @@ def dask_evaluate(
     cluster of ``workers`` processes (default: one per CPU core). ``partition_size``: items per task.
     """
     _import_distributed()
-    plan = adapter.MetricPlan.build(metrics, tokenizer=tokenizer, n=n, sigma=sigma, df=df, meteor_options=meteor_options)
+    plan = adapter.MetricPlan.build(metrics, tokenizer=tokenizer, n=n, sigma=sigma, df=df, meteor_options=meteor_options, allow_df_mismatch=allow_df_mismatch)
     plan, skipped = _runnable_plan(plan)
     source = ItemSource(refs, preds, refs_format=refs_format, preds_format=preds_format, split=split)
     worker_plan = plan.without_df()  # a given df travels once, as a replicated future

@@ -90,6 +90,7 @@ def stream_evaluate(
     preds_format: str = "auto",
     split: str | None = None,
     meteor_options=None,
+    allow_df_mismatch: bool = False,
     spool_dir=None,
 ) -> ScaleResult:
     """Score ``preds`` against ``refs`` chunk by chunk; the numbers of :func:`capeval.evaluate`.
@@ -99,9 +100,9 @@ def stream_evaluate(
     ``evaluate``. Both sides must list the same ids in the same order. ``per_item``: a ``.csv``,
     ``.jsonl`` or ``.json`` path for per-item scores (written as produced, renamed into place at the
     end); ``collect_per_item=True`` also returns them as ``result.per_item``. ``metrics``,
-    ``tokenizer``, ``df``, ``n``, ``sigma``, ``meteor_options``: as for ``evaluate``.
+    ``tokenizer``, ``df``, ``n``, ``sigma``, ``meteor_options``, ``allow_df_mismatch``: as for ``evaluate``.
     """
-    plan = adapter.MetricPlan.build(metrics, tokenizer=tokenizer, n=n, sigma=sigma, df=df, meteor_options=meteor_options)
+    plan = adapter.MetricPlan.build(metrics, tokenizer=tokenizer, n=n, sigma=sigma, df=df, meteor_options=meteor_options, allow_df_mismatch=allow_df_mismatch)
     source = ItemSource(refs, preds, refs_format=refs_format, preds_format=preds_format, split=split)
     started = time.perf_counter()
     ids_seen = IdRegistry(source)

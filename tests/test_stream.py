@@ -16,6 +16,7 @@ import capeval
 from benchmarks import datasets
 from capeval.df import DocumentFrequencies
 from capeval.engines import _adapter as adapter
+from capeval.engines import _spill as spill_module
 from capeval.engines import stream_evaluate
 from capeval.engines._source import Chunk, tokenize_chunk, with_lookahead
 from capeval.errors import DuplicateIdError, FormatError, InvalidCaptionError, MissingIdError
@@ -183,11 +184,51 @@ def test_lean_corpus_frequencies_answer_like_document_frequencies():
 def test_vocabularies_too_large_to_pack_use_document_frequencies(monkeypatch):
     refs, preds = tricky_data()
     monkeypatch.setattr(adapter.LeanFrequencies, "fits", staticmethod(lambda n_words, n: False))
+    monkeypatch.setattr(spill_module, "packs_exactly", lambda base, width: False)
     memory = capeval.evaluate(refs, preds, METRICS)
     assert_same(memory, stream_evaluate(refs, preds, METRICS, chunk_size=3, collect_per_item=True))
     tokenized = _tokenized_refs()
     part = adapter.fit_part(tokenized, adapter.MetricPlan.build(["cider_d"]))
     assert isinstance(adapter.finish_state(part), DocumentFrequencies)
+
+
+@pytest.mark.parametrize("cuts", [[7], [3, 4], [1, 1, 1, 1, 1, 1, 1]])
+def test_spilled_frequencies_answer_like_document_frequencies(tmp_path, cuts):
+    """The stream engine's on-disk buckets give DocumentFrequencies' numbers for every n-gram of a
+    probe (known, unknown words, orders 1-4), however the references are cut into chunks."""
+    from capeval._corpus import ScoringCorpus
+
+    tokenized = _tokenized_refs()
+    whole = DocumentFrequencies.from_tokenized(tokenized)
+    spill = spill_module.FrequencySpill(tmp_path, 4)
+    bounds = np.cumsum([0, *cuts])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        spill.add(tokenized[a:b])
+    state = spill.finish()
+    assert isinstance(state, spill_module.SpilledFrequencies)
+    assert state.ref_len == whole.ref_len == np.log(7.0) and len(state) == len(whole)
+    assert not list(tmp_path.glob("*.rows"))  # reduced to sorted keys and counts
+    probe = ScoringCorpus(["a student with grade b unseen words here", "the teacher smiles at it"], [tokenized[0], ["y"]])
+    grams = probe.ngrams(4)
+    matrix = grams.gram_words(probe.tokens, np.arange(grams.n_grams))
+    expected = whole.lookup(matrix, probe.tokens.words)
+    assert expected.max() >= 2 and (expected == 0).any()  # the probe hits shared, single and absent n-grams
+    np.testing.assert_array_equal(state.lookup(matrix, probe.tokens.words), expected)
+
+
+def test_spilled_rows_spread_over_buckets():
+    """The bucket hash uses every column: n-grams sharing a first word land in different buckets."""
+    rows = np.array([[5, w, -1, -1] for w in range(200)], dtype=np.int64)
+    buckets = spill_module.row_buckets(rows)
+    assert len(set(buckets.tolist())) > 100 and buckets.min() >= 0 and buckets.max() < 2**spill_module.BUCKET_BITS
+
+
+def test_stream_leaves_no_temporary_files(tmp_path):
+    refs, preds = tricky_data()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    stream_evaluate(refs, preds, METRICS, chunk_size=2, spool_dir=spool)
+    assert os.listdir(spool) == []
 
 
 def test_unique_rows_without_packing_agrees():
@@ -335,11 +376,14 @@ def test_interrupted_job_leaves_no_partial_output(tmp_path, monkeypatch, metrics
         return real(*args, **kwargs)
 
     monkeypatch.setattr(adapter, "chunk_statistics", interrupted)
+    spool = tmp_path / "spool"
+    spool.mkdir()
     with pytest.raises(KeyboardInterrupt):
-        stream_evaluate(refs, preds, metrics, chunk_size=1, per_item=target)
+        stream_evaluate(refs, preds, metrics, chunk_size=1, per_item=target, spool_dir=spool)
     assert len(calls) == 3  # rows of two chunks had been written to the temporary file
     assert target.read_text() == "an older file\n"
-    assert sorted(os.listdir(tmp_path)) == ["scores.csv"]  # no temporary rows left behind
+    assert sorted(os.listdir(tmp_path)) == ["scores.csv", "spool"]  # no temporary rows left behind
+    assert os.listdir(spool) == []  # nor the spool and the document-frequency buckets
 
 
 def test_failure_after_rows_were_written_leaves_nothing(tmp_path):

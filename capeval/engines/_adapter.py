@@ -78,8 +78,8 @@ class MetricPlan:
 # -- the corpus state: document frequencies that add across parts ------------------------------------
 @dataclass
 class DfPart:
-    """Document frequencies of some items' references: ``words`` sorted, ``grams[k-1]`` (K, k) int32
-    word ids with rows in lexicographic order, ``counts[k-1]`` (K,) int64, over ``n_items`` items."""
+    """Document frequencies of some items' references: ``words``, ``grams[k-1]`` (K, k) int32 distinct
+    rows of word ids, ``counts[k-1]`` (K,) int64, over ``n_items`` items."""
 
     words: list[str]
     grams: list[np.ndarray]
@@ -87,11 +87,24 @@ class DfPart:
     n_items: int
 
 
+def chunk_frequency_rows(tokenized_references: Sequence[Sequence[str]], n: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(words, rows, counts)`` of one chunk's tokenized reference lists: its distinct n-grams of
+    orders 1..n as (G, n) word ids into ``words`` (-1 padded), and for each the number of items whose
+    references contain it (what ``DocumentFrequencies.from_tokenized`` counts, without building one)."""
+    corpus = ScoringCorpus([""] * len(tokenized_references), tokenized_references)
+    grams = corpus.ngrams(n)
+    doc_freq = corpus.document_frequencies(n)
+    present = np.flatnonzero(doc_freq > 0)
+    rows = grams.gram_words(corpus.tokens, present)
+    return corpus.tokens.words, rows, doc_freq[present].astype(np.int64)
+
+
 def fit_part(tokenized_references: Sequence[Sequence[str]], plan: MetricPlan) -> DfPart:
     """The document-frequency part of one chunk's tokenized references."""
-    df = DocumentFrequencies.from_tokenized(tokenized_references, n=plan.n)
-    counts = [np.asarray(c).astype(np.int64) for c in df.counts]
-    return DfPart(df.words, [np.asarray(g, dtype=np.int32) for g in df.grams], counts, len(tokenized_references))
+    words, rows, counts = chunk_frequency_rows(tokenized_references, plan.n)
+    orders = (rows >= 0).sum(axis=1)
+    grams = [rows[orders == k, :k].astype(np.int32) for k in range(1, plan.n + 1)]
+    return DfPart(words, grams, [counts[orders == k] for k in range(1, plan.n + 1)], len(tokenized_references))
 
 
 def _unique_rows(rows: np.ndarray, counts: np.ndarray, n_words: int) -> tuple[np.ndarray, np.ndarray]:

@@ -3,14 +3,16 @@
 Two passes when CIDEr / CIDEr-D need the corpus document frequencies (the default ``df=None``):
 
 1. read, validate and tokenize the inputs chunk by chunk (with the tokenizer's look-ahead across
-   chunk boundaries); count each chunk's reference n-grams into a document-frequency part, merge the
-   parts (exact n-gram rows, no hashing); spool the tokenized chunks to a temporary file;
+   chunk boundaries); count each chunk's reference n-grams into bucket files on disk (exact n-gram
+   rows; :mod:`capeval.engines._spill`), reduce them bucket by bucket; spool the tokenized chunks to
+   a temporary file;
 2. read the spool back chunk by chunk and score it against the frequencies of *all* references
    (``ref_len = log(total items)``), summing each metric's sufficient statistics and writing
    per-item scores as they are produced (committed atomically at the end).
 
 Without corpus document frequencies (no CIDEr, or ``df=`` given) one pass suffices. Peak memory is
-one chunk, the document frequencies and 8 bytes per id (duplicate detection), not the corpus.
+one chunk, one bucket of the document frequencies, the vocabulary and 8 bytes per id (duplicate
+detection), not the corpus.
 """
 
 from __future__ import annotations
@@ -19,21 +21,23 @@ import pickle
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from .._corpus import ScoringCorpus
 from ..metrics import SIGMA
 from . import _adapter as adapter
 from ._output import PerItemSink, ScaleResult
+from ._spill import FrequencySpill
 from ._source import Chunk, IdRegistry, ItemSource, tokenize_chunk, with_lookahead
 
 DEFAULT_CHUNK_SIZE = 20_000
 
 
 class _Spool:
-    """Tokenized chunks written once and read back once, in order (a temporary file, removed on close)."""
+    """Tokenized chunks written once and read back once, in order (a file of the job's temporary directory)."""
 
-    def __init__(self, directory=None):
-        self._fh = tempfile.TemporaryFile(dir=directory, prefix="capeval-stream-", suffix=".spool")
+    def __init__(self, directory):
+        self._fh = open(Path(directory) / "chunks.spool", "w+b")  # noqa: SIM115 - closed by close()
 
     def write(self, chunk: Chunk) -> None:
         pickle.dump(chunk, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -49,29 +53,6 @@ class _Spool:
 
     def close(self) -> None:
         self._fh.close()
-
-
-class _StateFitter:
-    """Document-frequency parts merged like a binary counter: O(total log chunks) work, and never more
-    than about twice the final table in memory."""
-
-    def __init__(self, plan: adapter.MetricPlan):
-        self.plan = plan
-        self._stack: list[tuple[int, adapter.DfPart]] = []
-
-    def add(self, chunk: Chunk) -> None:
-        level, part = 0, adapter.fit_part(chunk.references, self.plan)
-        while self._stack and self._stack[-1][0] == level:
-            part = adapter.merge_parts([self._stack.pop()[1], part])
-            level += 1
-        self._stack.append((level, part))
-
-    def finish(self):
-        parts = [p for _, p in self._stack]
-        self._stack.clear()  # the parts must not outlive the merge: pass 2 holds only the finished table
-        merged = adapter.merge_parts(parts)
-        del parts
-        return adapter.finish_state(merged)
 
 
 def stream_evaluate(
@@ -108,19 +89,19 @@ def stream_evaluate(
     ids_seen = IdRegistry(source)
     tokenized = (tokenize_chunk(c, ra, pa, plan.tokenizer) for c, ra, pa in with_lookahead(source.chunks(chunk_size, ids_seen)))
     handles: dict = {}
-    spool = None
+    spool = workdir = spill = None
     try:
         handles, skipped = adapter.start(plan, chunk_size)
         with PerItemSink(per_item, collect_per_item) as sink:
             state = None
             if plan.needs_corpus_state:  # pass 1: document frequencies of all references
-                spool = _Spool(spool_dir)
-                fitter = _StateFitter(plan)
+                workdir = tempfile.TemporaryDirectory(dir=spool_dir, prefix="capeval-stream-")
+                spool, spill = _Spool(workdir.name), FrequencySpill(workdir.name, plan.n)
                 for chunk in tokenized:
-                    fitter.add(chunk)
+                    spill.add(chunk.references)
                     spool.write(chunk)
                 ids_seen.check()
-                state = fitter.finish()
+                state = spill.finish()
                 tokenized = spool.read()
             totals, n_items, n_chunks = None, 0, 0
             parts: dict = {}
@@ -142,8 +123,12 @@ def stream_evaluate(
             path = sink.commit(signature)
             frame = sink.frame()
     finally:
+        if spill is not None:
+            spill.close_files()
         if spool is not None:
             spool.close()
+        if workdir is not None:
+            workdir.cleanup()
         adapter.end(plan, handles)
     return ScaleResult(
         adapter.scores_from_sums(totals, plan),

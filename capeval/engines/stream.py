@@ -27,8 +27,8 @@ from .._corpus import ScoringCorpus
 from ..metrics import SIGMA
 from . import _adapter as adapter
 from ._output import PerItemSink, ScaleResult
-from ._spill import FrequencySpill
 from ._source import Chunk, IdRegistry, ItemSource, tokenize_chunk, with_lookahead
+from ._spill import FrequencySpill
 
 DEFAULT_CHUNK_SIZE = 20_000
 

@@ -14,6 +14,7 @@ is what the metrics' segment reductions rely on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, count
 
@@ -37,6 +38,22 @@ def pack_ngram_rows(rows: np.ndarray, base: int) -> np.ndarray:
         keys *= base
         keys += rows[:, j].astype(np.int64) + 1
     return keys
+
+
+def find_in_sorted(table: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(hit, pos)``: whether each key is in ``table`` (sorted, unique) and where (valid where hit).
+    Binary search, which suits one-off lookups in tables much larger than the queries (memory-mapped
+    ones included); :func:`find_sorted` is faster for many queries into one table."""
+    if not len(table):
+        return np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=np.intp)
+    pos = np.minimum(np.searchsorted(table, keys), len(table) - 1)
+    return np.asarray(table[pos]) == keys, pos
+
+
+def map_vocabulary(words: Sequence[str], index: Mapping[str, int]) -> np.ndarray:
+    """Ids in another vocabulary (``index``) of ``words``, -1 where absent, plus a trailing -1 so that
+    a -1 padded matrix of ids into ``words`` maps through it with its padding kept."""
+    return np.array([index.get(w, -1) for w in words] + [-1], dtype=np.int64)
 
 
 def unpack_ngram_keys(keys: np.ndarray, width: int, base: int) -> np.ndarray:

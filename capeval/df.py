@@ -40,7 +40,7 @@ import numpy as np
 from ._corpus import ScoringCorpus, tokenize_reference_lists
 from ._inputs import check_n, reference_lists
 from ._io import atomic_write_bytes
-from ._ngrams import pack_ngram_rows, packs_exactly
+from ._ngrams import find_in_sorted, map_vocabulary, pack_ngram_rows, packs_exactly
 from ._version import __version__
 from .errors import DocumentFrequencyError, DocumentFrequencyMismatchError
 
@@ -50,7 +50,41 @@ COCO_VAL_IMAGES = 40504
 _MAX_N = 64  # no sane n-gram order is larger: a bigger "n" in a file is damage
 
 
-class DocumentFrequencies:
+class PackedLookup:
+    """``lookup`` for document-frequency tables that give, per order ``k``, sorted packed keys and their
+    counts (``_packed_order(k)``, see :func:`~capeval._ngrams.pack_ngram_rows`) or a dictionary of
+    word-id tuples; needs ``n``, ``words`` and ``word_index``. Shared by :class:`DocumentFrequencies`
+    and the scale engines' lean table."""
+
+    def _lookup_ids(self, matrix: np.ndarray, orders: np.ndarray) -> np.ndarray:
+        """``matrix`` (G, n) of this object's word ids (-1 unknown), ``orders`` (G,): df per row."""
+        out = np.zeros(len(matrix), dtype=np.float64)
+        base = len(self.words) + 1
+        for k in range(1, self.n + 1):
+            rows = np.flatnonzero((orders == k) & (matrix[:, :k] >= 0).all(axis=1)) if matrix.shape[1] >= k else np.zeros(0, np.int64)
+            if not len(rows):
+                continue
+            table = self._packed_order(k)
+            if isinstance(table, dict):
+                out[rows] = [table.get(tuple(r), 0.0) for r in matrix[rows, :k].tolist()]
+                continue
+            sorted_keys, sorted_counts = table
+            hit, pos = find_in_sorted(sorted_keys, pack_ngram_rows(matrix[rows, :k], base))
+            out[rows[hit]] = sorted_counts[pos[hit]]
+        return out
+
+    def lookup(self, gram_words: np.ndarray, corpus_words: Sequence[str]) -> np.ndarray:
+        """Document frequency of n-grams given as (G, n) word ids of another vocabulary (-1 padded)."""
+        gram_words = np.asarray(gram_words, dtype=np.int64)
+        orders = (gram_words >= 0).sum(axis=1)
+        own = map_vocabulary(corpus_words, self.word_index)[gram_words]  # -1 padding stays -1
+        if own.shape[1] > self.n:  # orders above ours have df 0
+            orders = np.where(orders > self.n, 0, orders)
+            own = own[:, : self.n]
+        return self._lookup_ids(own, orders)
+
+
+class DocumentFrequencies(PackedLookup):
     """Document frequencies of n-grams (orders 1..n) over a reference corpus."""
 
     def __init__(
@@ -315,37 +349,6 @@ class DocumentFrequencies:
             else:  # huge vocabulary: a dictionary of tuples
                 self._packed[k] = {tuple(row): c for row, c in zip(g.tolist(), self.counts[k - 1].tolist())}
         return self._packed[k]
-
-    def _lookup_ids(self, matrix: np.ndarray, orders: np.ndarray) -> np.ndarray:
-        """``matrix`` (G, n) of this object's word ids (-1 unknown), ``orders`` (G,): df per row."""
-        out = np.zeros(len(matrix), dtype=np.float64)
-        base = len(self.words) + 1
-        for k in range(1, self.n + 1):
-            rows = np.flatnonzero((orders == k) & (matrix[:, :k] >= 0).all(axis=1)) if matrix.shape[1] >= k else np.zeros(0, np.int64)
-            if not len(rows):
-                continue
-            table = self._packed_order(k)
-            if isinstance(table, dict):
-                out[rows] = [table.get(tuple(r), 0.0) for r in matrix[rows, :k].tolist()]
-                continue
-            keys = pack_ngram_rows(matrix[rows, :k], base)
-            sorted_keys, sorted_counts = table
-            pos = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
-            if len(sorted_keys):
-                hit = sorted_keys[pos] == keys
-                out[rows[hit]] = sorted_counts[pos[hit]]
-        return out
-
-    def lookup(self, gram_words: np.ndarray, corpus_words: Sequence[str]) -> np.ndarray:
-        """Document frequency of n-grams given as (G, n) word ids of another vocabulary (-1 padded)."""
-        to_own = np.array([self.word_index.get(w, -1) for w in corpus_words] + [-1], dtype=np.int64)
-        gram_words = np.asarray(gram_words, dtype=np.int64)
-        orders = (gram_words >= 0).sum(axis=1)
-        own = to_own[gram_words]  # -1 padding maps to the trailing -1
-        if own.shape[1] > self.n:  # orders above ours have df 0
-            orders = np.where(orders > self.n, 0, orders)
-            own = own[:, : self.n]
-        return self._lookup_ids(own, orders)
 
     def __repr__(self) -> str:
         return (

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._corpus import ScoringCorpus
 from .._ngrams import pack_ngram_rows, packs_exactly, unpack_ngram_keys
-from ..df import DocumentFrequencies
+from ..df import DocumentFrequencies, PackedLookup
 from ..evaluate import build_signatures, end_metrics, start_metrics
 from ..metrics import SIGMA, Options, get, resolve
 
@@ -143,11 +143,11 @@ def merge_parts(parts: Sequence[DfPart]) -> DfPart:
     return DfPart(words, grams, counts, sum(p.n_items for p in parts))
 
 
-class LeanFrequencies:
+class LeanFrequencies(PackedLookup):
     """The finished document frequencies of all references, lean: per order one sorted int64 key per
     n-gram (word ids + 1 in base ``len(words) + 1``) and an int32 count, 12 bytes per n-gram (a
     :class:`DocumentFrequencies` holds 24-40, plus its lookup index). It answers the lookups
-    ``cider_scores(corpus, df=...)`` makes (``lookup``, ``ref_len``) with the same numbers."""
+    ``cider_scores(corpus, df=...)`` makes (``lookup``, ``ref_len``) with the same numbers and code."""
 
     def __init__(self, part: DfPart):
         self.words = part.words
@@ -158,7 +158,7 @@ class LeanFrequencies:
         self.keys: list[np.ndarray] = []
         self.counts: list[np.ndarray] = []
         for rows, counts in zip(part.grams, part.counts):
-            keys = self._pack(rows)
+            keys = pack_ngram_rows(rows, len(self.words) + 1)
             if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():
                 order = np.argsort(keys)
                 keys, counts = keys[order], counts[order]
@@ -169,26 +169,8 @@ class LeanFrequencies:
     def fits(n_words: int, n: int) -> bool:
         return packs_exactly(n_words + 1, n)
 
-    def _pack(self, rows: np.ndarray) -> np.ndarray:
-        return pack_ngram_rows(rows, len(self.words) + 1)
-
-    def lookup(self, gram_words: np.ndarray, corpus_words) -> np.ndarray:
-        """Document frequency of n-grams given as (G, n) word ids of another vocabulary (-1 padded)."""
-        to_own = np.array([self.word_index.get(w, -1) for w in corpus_words] + [-1], dtype=np.int64)
-        gram_words = np.asarray(gram_words, dtype=np.int64)
-        orders = (gram_words >= 0).sum(axis=1)
-        own = to_own[gram_words]  # the -1 padding maps to the trailing -1
-        out = np.zeros(len(own), dtype=np.float64)
-        for k in range(1, min(self.n, own.shape[1]) + 1):
-            table = self.keys[k - 1]
-            rows = np.flatnonzero((orders == k) & (own[:, :k] >= 0).all(axis=1))
-            if not len(rows) or not len(table):
-                continue
-            keys = self._pack(own[rows, :k])
-            pos = np.minimum(np.searchsorted(table, keys), len(table) - 1)
-            hit = table[pos] == keys
-            out[rows[hit]] = self.counts[k - 1][pos[hit]]
-        return out
+    def _packed_order(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.keys[k - 1], self.counts[k - 1]
 
     def __len__(self) -> int:
         return int(sum(len(k) for k in self.keys))

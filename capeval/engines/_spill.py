@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._ngrams import pack_ngram_rows, packs_exactly
+from .._ngrams import find_in_sorted, map_vocabulary, pack_ngram_rows, packs_exactly
 from ._adapter import DfPart, _unique_rows, chunk_frequency_rows, finish_state
 
 BUCKET_BITS = 8  # 256 buckets: a 4M-image generated corpus (~50M distinct n-grams) gives ~2 MB each
@@ -141,8 +141,7 @@ class SpilledFrequencies:
         keep = ~(gram_words[:, self.n :] >= 0).any(axis=1)  # orders above n were not counted: absent
         width = min(gram_words.shape[1], self.n)
         rows = np.full((len(gram_words), self.n), -1, dtype=np.int64)
-        to_global = np.array([self.vocabulary.get(w, -1) for w in corpus_words] + [-1], dtype=np.int64)
-        rows[:, :width] = to_global[gram_words[:, :width]]
+        rows[:, :width] = map_vocabulary(corpus_words, self.vocabulary)[gram_words[:, :width]]
         # a word no reference has: the n-gram is absent (its -1 must not read as padding)
         keep &= ((rows[:, :width] >= 0) == (gram_words[:, :width] >= 0)).all(axis=1)
         query = np.flatnonzero(keep)
@@ -157,13 +156,12 @@ class SpilledFrequencies:
                 continue
             lo, hi = bounds[bucket], bounds[bucket + 1]
             table = np.load(self._spill._path(bucket, "keys.npy"), mmap_mode="r")
-            if len(table):
-                pos = np.minimum(np.searchsorted(table, keys[lo:hi]), len(table) - 1)
-                hit = np.asarray(table[pos]) == keys[lo:hi]
+            hit, pos = find_in_sorted(table, keys[lo:hi])
+            del table  # unmapped: the next bucket's pages replace this one's
+            if hit.any():
                 counts = np.load(self._spill._path(bucket, "counts.npy"), mmap_mode="r")
                 out[query[lo:hi][hit]] = counts[pos[hit]]
                 del counts
-            del table  # unmapped: the next bucket's pages replace this one's
         return out
 
     def __len__(self) -> int:

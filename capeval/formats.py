@@ -156,16 +156,18 @@ def _read_text(path: Path, blank_ok: bool = False) -> str:
     return text
 
 
-def _object_pairs(path: Path):
-    def hook(pairs):
-        out = {}
-        for key, value in pairs:
-            if key in out:
+def _no_duplicate_keys(pairs):
+    out = dict(pairs)
+    if len(out) != len(pairs):  # the rare case: find the key that repeats
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
                 raise _DuplicateKey(key)
-            out[key] = value
-        return out
+            seen.add(key)
+    return out
 
-    return hook
+
+_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)  # one decoder: json.loads builds one per call
 
 
 class _DuplicateKey(Exception):
@@ -179,7 +181,7 @@ def _too_deep(path: Path, where: str = "") -> FormatError:
 
 def _parse_json(path: Path, text: str, where: str = ""):
     try:
-        return json.loads(text, object_pairs_hook=_object_pairs(path))
+        return _JSON.decode(text)
     except RecursionError:  # the C decoder recurses once per nesting level
         raise _too_deep(path, where) from None
     except _DuplicateKey as exc:

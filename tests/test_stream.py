@@ -342,6 +342,13 @@ def test_invalid_caption_names_the_id(tmp_path):
     _write_jsonl(tmp_path / "preds.jsonl", [{"image_id": 1, "caption": "a cat"}, {"image_id": 2, "caption": 5}])
     with pytest.raises(InvalidCaptionError, match=r"preds\.jsonl, line 2: caption must be a string"):
         stream_evaluate(tmp_path / "refs.jsonl", tmp_path / "preds.jsonl", ["bleu"])
+    _write_jsonl(tmp_path / "preds.jsonl", [{"image_id": 1, "caption": "a cat"}, {"image_id": 2, "caption": "a dog"}])
+    _write_jsonl(tmp_path / "refs.jsonl", [{"image_id": 1, "captions": ["a cat"]}, {"image_id": 2, "captions": ["a dog", None]}])
+    with pytest.raises(InvalidCaptionError, match=r"refs\.jsonl, line 2, captions\[1\]: caption must be a string, got NoneType"):
+        stream_evaluate(tmp_path / "refs.jsonl", tmp_path / "preds.jsonl", ["bleu"])
+    (tmp_path / "refs.jsonl").write_text('{"image_id": 1, "captions": ["a cat"]}\n{"image_id": 2, "captions": ["a"], "image_id": 3}\n')
+    with pytest.raises(DuplicateIdError, match=r"refs\.jsonl, line 2: key 'image_id' appears twice in the same JSON object"):
+        stream_evaluate(tmp_path / "refs.jsonl", tmp_path / "preds.jsonl", ["bleu"])
 
 
 def test_glob_without_match(tmp_path):

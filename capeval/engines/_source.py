@@ -162,13 +162,18 @@ def reference_records(path: Path, kind: str) -> Iterator[tuple[object, list[str]
                 raise FormatError(f"{path}, {where}: {list_field!r} must be a list of captions, got {type(value).__name__}")
             if captions is not None:
                 yield current, captions, first_where
-            yield key, [_check_caption(c, path, f"{where}, {list_field}[{j}]") for j, c in enumerate(value)], where
+            listed = list(value)
+            if not set(map(type, listed)) <= {str}:  # messages are formatted only on the slow path
+                listed = [_check_caption(c, path, f"{where}, {list_field}[{j}]") for j, c in enumerate(value)]
+            yield key, listed, where
             current, captions = None, None
             continue
         column = "caption" if "caption" in obj else ("caption_gt" if "caption_gt" in obj else None)
         if column is None:
             raise FormatError(f"{path}, {where}: no caption (expected 'caption', 'caption_gt' or one of {', '.join(REF_LIST_FIELDS)})")
-        caption = _check_caption(obj[column], path, where)
+        caption = obj[column]
+        if type(caption) is not str:
+            caption = _check_caption(caption, path, where)
         if captions is not None and key == current:
             captions.append(caption)
             continue
@@ -191,7 +196,7 @@ def prediction_records(path: Path, kind: str) -> Iterator[tuple[object, str, str
             if len(caption) != 1:
                 raise FormatError(f"{path}, {where}: image {key!r} has {len(caption)} captions; one prediction per image is expected")
             caption = caption[0]
-        yield key, _check_caption(caption, path, where), where
+        yield key, caption if type(caption) is str else _check_caption(caption, path, where), where
 
 
 def _whole_file(path: Path, fmt: str, role: str, split: str | None):

@@ -8,9 +8,10 @@ decided by each registered :class:`~capeval.metrics.Metric`, the same objects ``
   rows, counts that add across parts, and ``ref_len = log(total items)`` only at the end); it
   reaches the metrics as ``options.df``, as precomputed frequencies would;
 * :func:`chunk_statistics`: each metric's per-item sufficient statistics of one chunk;
+* :func:`score_chunk` and :class:`RunningTotals`: what a chunk contributes (sums of statistics,
+  per-item scores) and their sum over the job, in input order;
 * :func:`scores_from_sums` and :func:`per_item_scores`: ``Metric.scores`` of summed statistics and
-  ``Metric.per_item``;
-* :func:`signatures`: ``evaluate``'s own signature builder.
+  ``Metric.per_item``; :func:`signatures_of`: ``evaluate``'s own signature builder.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .._ngrams import pack_ngram_rows, packs_exactly, unpack_ngram_keys
 from ..df import DocumentFrequencies, PackedLookup
 from ..evaluate import build_signatures, end_metrics, start_metrics
 from ..metrics import SIGMA, Options, get, resolve
+from ._output import ScaleResult
 
 CORPUS_DF = "corpus"  # the df signature of frequencies fitted on the references being scored
 
@@ -227,16 +229,50 @@ def chunk_statistics(corpus: ScoringCorpus, state: DocumentFrequencies | None, p
     return stats, parts
 
 
-def sum_statistics(stats: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {metric: s.sum(axis=0) for metric, s in stats.items()}
+def score_chunk(corpus: ScoringCorpus, state, plan: MetricPlan, handles: Mapping) -> dict:
+    """What one chunk contributes to a job: its ids, the column sums of each metric's statistics, its
+    per-item scores, the metrics' signature parts and its range of reference counts (small: this is
+    what a Dask scoring task sends back)."""
+    stats, parts = chunk_statistics(corpus, state, plan, handles)
+    return {
+        "ids": corpus.ids,
+        "sums": {metric: s.sum(axis=0) for metric, s in stats.items()},
+        "per_item": per_item_scores(stats, plan),
+        "signature_parts": parts,
+        "min_refs": int(corpus.n_refs.min()),
+        "max_refs": int(corpus.n_refs.max()),
+    }
 
 
-def add_sums(total: dict[str, np.ndarray] | None, sums: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    if total is None:
-        return {m: np.array(s, dtype=np.float64) for m, s in sums.items()}
-    for metric, s in sums.items():
-        total[metric] = total[metric] + s
-    return total
+class RunningTotals:
+    """Chunk contributions (:func:`score_chunk`) added in input order: sums of statistics, per-item
+    rows written to ``sink`` as they come, the reference-count range; then the job's scores."""
+
+    def __init__(self, plan: MetricPlan, sink):
+        self.plan, self.sink = plan, sink
+        self.sums: dict[str, np.ndarray] = {}
+        self.n_items = self.n_chunks = 0
+        self.min_refs, self.max_refs = None, 0
+        self.parts: dict = {}
+
+    def add(self, contribution: Mapping) -> None:
+        for metric, s in contribution["sums"].items():
+            self.sums[metric] = self.sums[metric] + s if metric in self.sums else np.array(s, dtype=np.float64)
+        self.parts = self.parts or contribution["signature_parts"]
+        self.sink.write(contribution["ids"], contribution["per_item"])
+        self.n_items += len(contribution["ids"])
+        self.n_chunks += 1
+        low = contribution["min_refs"]
+        self.min_refs = low if self.min_refs is None else min(self.min_refs, low)
+        self.max_refs = max(self.max_refs, contribution["max_refs"])
+
+    def result(self, engine: str, skipped: Mapping, details: dict):
+        """The job's :class:`ScaleResult`, the per-item file committed under the job's signature."""
+        signature, signatures = signatures_of(self.plan, self.min_refs, self.max_refs, self.parts)
+        path = self.sink.commit(signature)
+        return ScaleResult(
+            scores_from_sums(self.sums, self.plan), signature, signatures, self.n_items, engine, dict(skipped), self.sink.frame(), path, details
+        )
 
 
 def per_item_scores(stats: Mapping[str, np.ndarray], plan: MetricPlan) -> dict[str, np.ndarray]:
@@ -257,7 +293,7 @@ def scores_from_sums(sums: Mapping[str, np.ndarray], plan: MetricPlan) -> dict[s
     return scores
 
 
-def signatures(plan: MetricPlan, min_refs: int, max_refs: int, parts: Mapping[str, Mapping]) -> tuple[str, dict[str, str]]:
+def signatures_of(plan: MetricPlan, min_refs: int, max_refs: int, parts: Mapping[str, Mapping]) -> tuple[str, dict[str, str]]:
     """``(signature, {metric: signature})`` exactly as :func:`capeval.evaluate` builds them."""
     nrefs = str(min_refs) if min_refs == max_refs else f"{min_refs}-{max_refs}"
     computed = [m for m in plan.metric_objects if m.name in parts]

@@ -78,15 +78,7 @@ def _worker_handles(plan: adapter.MetricPlan) -> dict:
 
 def _score_task(chunk: Chunk, state, plan: adapter.MetricPlan) -> dict:
     corpus = ScoringCorpus(chunk.predictions, chunk.references, chunk.ids)
-    stats, parts = adapter.chunk_statistics(corpus, state, plan, _worker_handles(plan))
-    return {
-        "ids": chunk.ids,
-        "sums": adapter.sum_statistics(stats),
-        "per_item": adapter.per_item_scores(stats, plan),
-        "signature_parts": parts,
-        "min_refs": int(corpus.n_refs.min()),
-        "max_refs": int(corpus.n_refs.max()),
-    }
+    return adapter.score_chunk(corpus, state, plan, _worker_handles(plan))
 
 
 # -- the client ---------------------------------------------------------------------------------------
@@ -197,29 +189,13 @@ def dask_evaluate(
             dask_client.submit(_score_task, tok, state, worker_plan, key=f"capeval-score-{job}-{i}", retries=retries)
             for i, tok in enumerate(tokenized)
         ]
-        totals, n_items, min_refs, max_refs = None, 0, None, 0
-        parts: dict = {}
+        totals = adapter.RunningTotals(plan, sink)
         for i in range(len(scores)):  # in order: per-item rows keep the input order
-            part = scores[i].result()
+            contribution = scores[i].result()
             scores[i] = tokenized[i] = None  # release the partition on the workers
-            totals = adapter.add_sums(totals, part["sums"])
-            parts = parts or part["signature_parts"]
-            sink.write(part["ids"], part["per_item"])
-            n_items += len(part["ids"])
-            min_refs = part["min_refs"] if min_refs is None else min(min_refs, part["min_refs"])
-            max_refs = max(max_refs, part["max_refs"])
-        signature, signatures = adapter.signatures(plan, min_refs, max_refs, parts)
-        path = sink.commit(signature)
-        frame = sink.frame()
+            totals.add(contribution)
         n_workers = len(dask_client.scheduler_info().get("workers", {}))
-    return ScaleResult(
-        adapter.scores_from_sums(totals, plan),
-        signature,
-        signatures,
-        n_items,
-        "dask",
-        skipped,
-        frame,
-        path,
-        {"partitions": len(scores), "partition_size": partition_size, "workers": n_workers, "seconds": time.perf_counter() - started},
-    )
+        details = {"partitions": totals.n_chunks, "partition_size": partition_size, "workers": n_workers}
+        result = totals.result("dask", skipped, details)
+    result.details["seconds"] = time.perf_counter() - started
+    return result

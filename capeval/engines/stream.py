@@ -103,25 +103,12 @@ def stream_evaluate(
                 ids_seen.check()
                 state = spill.finish()
                 tokenized = spool.read()
-            totals, n_items, n_chunks = None, 0, 0
-            parts: dict = {}
-            min_refs, max_refs = None, 0
+            totals = adapter.RunningTotals(plan, sink)
             for chunk in tokenized:  # pass 2 (or the only pass): statistics chunk by chunk
-                corpus = ScoringCorpus(chunk.predictions, chunk.references, chunk.ids)
-                stats, chunk_parts = adapter.chunk_statistics(corpus, state, plan, handles)
-                parts = parts or chunk_parts
-                totals = adapter.add_sums(totals, adapter.sum_statistics(stats))
-                sink.write(chunk.ids, adapter.per_item_scores(stats, plan))
-                n_items += len(chunk)
-                n_chunks += 1
-                counts = corpus.n_refs
-                min_refs = int(counts.min()) if min_refs is None else min(min_refs, int(counts.min()))
-                max_refs = max(max_refs, int(counts.max()))
+                totals.add(adapter.score_chunk(ScoringCorpus(chunk.predictions, chunk.references, chunk.ids), state, plan, handles))
             if not plan.needs_corpus_state:
                 ids_seen.check()
-            signature, signatures = adapter.signatures(plan, min_refs, max_refs, parts)
-            path = sink.commit(signature)
-            frame = sink.frame()
+            result = totals.result("stream", skipped, {"chunks": totals.n_chunks, "chunk_size": chunk_size})
     finally:
         if spill is not None:
             spill.close_files()
@@ -130,14 +117,5 @@ def stream_evaluate(
         if workdir is not None:
             workdir.cleanup()
         adapter.end(plan, handles)
-    return ScaleResult(
-        adapter.scores_from_sums(totals, plan),
-        signature,
-        signatures,
-        n_items,
-        "stream",
-        skipped,
-        frame,
-        path,
-        {"chunks": n_chunks, "chunk_size": chunk_size, "seconds": time.perf_counter() - started},
-    )
+    result.details["seconds"] = time.perf_counter() - started
+    return result

@@ -168,11 +168,12 @@ class Prepared:
         return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
-def tokenize_reference_lists(ref_lists: list[list[str]], tokenizer: str) -> list[list[str]]:
-    """Tokenize every reference in one call (the PTB lexer looks one caption ahead, as the jar does)."""
+def tokenize_reference_lists(ref_lists: list[list[str]], tokenizer: str, following: Sequence[str] = ()) -> list[list[str]]:
+    """Tokenize every reference in one call (the PTB lexer looks one caption ahead, as the jar does);
+    ``following``: the captions after these in a larger input (context only: not returned)."""
     if tokenizer == "none":
         return ref_lists
-    flat = tokenize(list(chain.from_iterable(ref_lists)), tokenizer)
+    flat = tokenize(list(chain.from_iterable(ref_lists)) + list(following), tokenizer)
     ends = np.cumsum([len(r) for r in ref_lists]).tolist()
     return [flat[a:b] for a, b in zip([0] + ends[:-1], ends)]
 

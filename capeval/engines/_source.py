@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._corpus import tokenize_reference_lists
 from ..errors import DuplicateIdError, FormatError, InputError, MissingIdError
 from ..formats import ID_FIELDS, REF_LIST_FIELDS, _check_caption, _check_id, _field, _parse_json
 
@@ -383,11 +384,6 @@ def tokenize_chunk(chunk: Chunk, refs_after: list[str], preds_after: list[str], 
         return chunk
     from ..tokenize import tokenize
 
-    flat = list(_flat_references(chunk))
-    tokens = tokenize(flat + refs_after, tokenizer)
-    references, at = [], 0
-    for refs in chunk.references:
-        references.append(tokens[at : at + len(refs)])
-        at += len(refs)
+    references = tokenize_reference_lists(chunk.references, tokenizer, refs_after)
     predictions = tokenize(chunk.predictions + preds_after, tokenizer)[: len(chunk.predictions)]
     return Chunk(chunk.ids, references, predictions, chunk.start)

@@ -151,9 +151,12 @@ def check_n(n) -> int:
 
 
 def check_sigma(sigma) -> float:
-    """CIDEr-D's length-penalty width: a finite number > 0."""
+    """CIDEr-D's length-penalty width: a finite number > 0 whose square is finite and non-zero (the
+    penalty divides by 2 sigma^2: 1e200 or 1e-200 would give NaN scores)."""
     if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not math.isfinite(sigma) or sigma <= 0:
         raise OptionError(f"sigma must be a finite number > 0 (CIDEr-D's length penalty width), got {sigma!r}")
+    if not 0 < float(sigma) * float(sigma) < math.inf:
+        raise OptionError(f"sigma must be a number whose square is finite and above 0 (about 1e-154 to 1e154), got {sigma!r}")
     return float(sigma)
 
 

@@ -24,6 +24,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from ._inputs import check_sigma
 from ._version import __version__
 from .errors import (
     CapevalError,
@@ -31,6 +32,7 @@ from .errors import (
     InputError,
     MeteorError,
     MissingIdError,
+    OptionError,
     SpiceUnavailableError,
     TokenizerError,
 )
@@ -589,9 +591,10 @@ def _positive_float(text: str) -> float:
 def _sigma(text: str) -> float:
     """CIDEr-D's length-penalty width: the penalty divides by 2 sigma^2, which must be a finite non-zero number."""
     value = _positive_float(text)
-    if not 0 < value * value < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a number whose square is finite and above 0 (about 1e-154 to 1e154), got {text}")
-    return value
+    try:
+        return check_sigma(value)
+    except OptionError as exc:  # the API's one check, in argparse's words
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("sigma ")) from None
 
 
 def _probability(text: str) -> float:

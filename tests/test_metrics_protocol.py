@@ -86,7 +86,7 @@ def test_register_refuses_collisions():
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(sigma=float("nan")), dict(sigma=0), dict(sigma=-1.0), dict(sigma=math.inf), dict(sigma="6"), dict(n=0), dict(n=-1),
+    [dict(sigma=float("nan")), dict(sigma=0), dict(sigma=-1.0), dict(sigma=math.inf), dict(sigma="6"), dict(sigma=1e200), dict(sigma=1e-200), dict(n=0), dict(n=-1),
      dict(n=1.5), dict(n=True), dict(tokenizer="moses"), dict(metrics=["spice"]), dict(metrics=[])],
 )
 def test_bad_options_fail_up_front_with_a_typed_error(bad):
@@ -98,6 +98,8 @@ def test_bad_options_fail_up_front_with_a_typed_error(bad):
 def test_option_errors_name_the_value():
     with pytest.raises(OptionError, match=r"sigma must be a finite number > 0 .*got nan"):
         capeval.cider_d(REFS, PREDS, sigma=float("nan"))
+    with pytest.raises(OptionError, match=r"sigma must be a number whose square is finite .*got 1e\+200"):
+        capeval.cider_d(REFS, PREDS, sigma=1e200)  # 2 sigma^2 overflows: the penalty would be NaN
     with pytest.raises(OptionError, match="n must be an integer >= 1"):
         capeval.DocumentFrequencies.from_tokenized([["a b"]], n=0)
     with pytest.raises(ValueError):  # OptionError is also a ValueError

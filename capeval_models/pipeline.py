@@ -382,8 +382,7 @@ def score(config: RunConfig, data: dict | None = None) -> dict:
     from . import render
     from .study import seed_study
 
-    out = config.out_dir
-    _remove_report(config)
+    out = config.out_dir  # an earlier report stays until the new set replaces it whole
     splits = [s for s in ("nice", "val", "train") if (out / "references" / f"{s}.json").exists()
               and s in config.splits]
     refs = {s: read_references(out / "references" / f"{s}.json") for s in splits}
@@ -506,7 +505,7 @@ def run(config: RunConfig, fresh: bool = False) -> dict:
     check_config(config)
     started, timer, skipped = time.time(), Timer(), []
     write_run_json(config, "running", timer, skipped, started)
-    _remove_report(config)
+    _remove_report(config)  # training makes any earlier report stale
     with timer("data"):
         data = load_data(config)
         write_references(config, data)

@@ -12,7 +12,7 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CAPEVAL_MODELS_CACHE", str(tmp_path / "cache"))
 
 
-def test_step_by_step(tmp_path, cache, capsys):
+def test_step_by_step(tmp_path, cache, capsys, monkeypatch):
     out = str(tmp_path / "steps")
     common = ["--out", out, "--no-progress"]
     assert main(["train", "--model", "rnn", "--quick", "--models", "rnn", "lstm", *common]) == 0
@@ -29,6 +29,16 @@ def test_step_by_step(tmp_path, cache, capsys):
     assert "| # | System | nice CIDEr-D | val CIDEr-D | nice - val |" in printed
     board = json.loads((tmp_path / "steps" / "report" / "leaderboard.json").read_text())
     assert {s["system"] for s in board["splits"]["val"]["systems"]} == {"most-frequent-caption", "rnn"}
+    # a later score interrupted before its report is written leaves the previous report whole
+    import capeval_models.render
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(capeval_models.render, "report_files", interrupted)
+        assert main(["score", *common]) == 130
+    assert json.loads((tmp_path / "steps" / "report" / "leaderboard.json").read_text()) == board
     # no transformer in this folder: no attention figures, no error
     assert main(["attention", *common]) == 0
     # the folder's config.json wins over flags given to a later train

@@ -56,9 +56,9 @@ def map_vocabulary(words: Sequence[str], index: Mapping[str, int]) -> np.ndarray
     return np.array([index.get(w, -1) for w in words] + [-1], dtype=np.int64)
 
 
-def unpack_ngram_keys(keys: np.ndarray, width: int, base: int) -> np.ndarray:
+def unpack_ngram_keys(keys: np.ndarray, width: int, base: int, dtype=np.int64) -> np.ndarray:
     """The rows of word ids that :func:`pack_ngram_rows` packed into ``keys``."""
-    out = np.empty((len(keys), width), dtype=np.int64)
+    out = np.empty((len(keys), width), dtype=dtype)
     keys = np.asarray(keys, dtype=np.int64)
     for j in range(width - 1, -1, -1):
         keys, digit = np.divmod(keys, base)

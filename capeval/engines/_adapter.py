@@ -109,17 +109,23 @@ def fit_part(tokenized_references: Sequence[Sequence[str]], plan: MetricPlan) ->
     return DfPart(words, grams, [counts[orders == k] for k in range(1, plan.n + 1)], len(tokenized_references))
 
 
+def _sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``keys`` (sorted) and the summed ``counts`` of each."""
+    order = np.argsort(keys)
+    keys, counts = keys[order], counts[order]
+    del order
+    first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    return keys[first], np.add.reduceat(counts, first)
+
+
 def _unique_rows(rows: np.ndarray, counts: np.ndarray, n_words: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct rows (lexicographic order) and their summed counts: exact, no hashing."""
     if not len(rows):
         return rows, counts
     width, base = rows.shape[1], n_words + 1
     if packs_exactly(base, width):  # one int64 key per row, in the rows' lexicographic order
-        keys = pack_ngram_rows(rows, base)
-        order = np.argsort(keys, kind="stable")
-        keys, counts = keys[order], counts[order]
-        first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-        return unpack_ngram_keys(keys[first], width, base).astype(rows.dtype), np.add.reduceat(counts, first)
+        keys, total = _sum_by_key(pack_ngram_rows(rows, base), counts)
+        return unpack_ngram_keys(keys, width, base, dtype=rows.dtype), total
     order = np.lexsort(rows.T[::-1])  # huge vocabularies: column-wise sort
     rows, counts = rows[order], counts[order]
     first = np.flatnonzero(np.concatenate(([True], (rows[1:] != rows[:-1]).any(axis=1))))
@@ -127,19 +133,27 @@ def _unique_rows(rows: np.ndarray, counts: np.ndarray, n_words: int) -> tuple[np
 
 
 def merge_parts(parts: Sequence[DfPart]) -> DfPart:
-    """One part holding the summed document frequencies of ``parts`` (of disjoint item sets)."""
+    """One part holding the summed document frequencies of ``parts`` (of disjoint item sets).
+
+    Each part's rows are packed into keys of the merged vocabulary as they are remapped, so the rows
+    of all parts are never concatenated (the merge's peak: the keys, counts and their sort order)."""
     parts = list(parts)
     if len(parts) == 1:
         return parts[0]
     words = sorted(set().union(*(p.words for p in parts)))
     index = {w: i for i, w in enumerate(words)}
     remaps = [np.fromiter((index[w] for w in p.words), dtype=np.int32, count=len(p.words)) for p in parts]
-    n_orders = max(len(p.grams) for p in parts)
+    n_orders, base = max(len(p.grams) for p in parts), len(words) + 1
     grams, counts = [], []
     for k in range(n_orders):
-        rows = np.concatenate([remap[p.grams[k]] for remap, p in zip(remaps, parts)]).reshape(-1, k + 1)
         summed = np.concatenate([p.counts[k] for p in parts])
-        unique, total = _unique_rows(rows, summed, len(words))
+        if packs_exactly(base, k + 1) and len(summed):
+            keys = np.concatenate([pack_ngram_rows(remap[p.grams[k]], base) for remap, p in zip(remaps, parts)])
+            keys, total = _sum_by_key(keys, summed)
+            unique = unpack_ngram_keys(keys, k + 1, base, dtype=np.int32)
+        else:
+            rows = np.concatenate([remap[p.grams[k]] for remap, p in zip(remaps, parts)]).reshape(-1, k + 1)
+            unique, total = _unique_rows(rows, summed, len(words))
         grams.append(unique)
         counts.append(total)
     return DfPart(words, grams, counts, sum(p.n_items for p in parts))

@@ -234,16 +234,26 @@ def _score_inputs(args):
     return _read_refs(ref_paths[0], args.refs_format, args.split), _read_preds(preds_path, args.preds_format)
 
 
+def _check_engine_options(args) -> None:
+    """Options of another engine are an error, not silently ignored."""
+    if args.engine != "dask" and (args.workers is not None or args.scheduler):
+        raise UsageError("--workers and --scheduler go with --engine dask")
+    if args.engine != "stream" and args.spool_dir is not None:
+        raise UsageError("--spool-dir goes with --engine stream")
+
+
 def _score_with_engine(args, metrics):
     """Run ``capeval score`` on the stream or dask engine; the per-item file is written by the engine."""
     if args.ci:
         raise UsageError(f"--ci needs --engine memory (the bootstrap resamples per-item statistics held in memory), not {args.engine}")
     if args.lenient:
         raise UsageError(f"--lenient needs --engine memory: the {args.engine} engine reads both sides in the same id order")
-    if args.engine != "dask" and (args.workers or args.scheduler):
-        raise UsageError("--workers and --scheduler go with --engine dask")
     if args.chunk_size < 1:
         raise UsageError(f"--chunk-size must be at least 1, got {args.chunk_size}")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if args.spool_dir is not None and not Path(args.spool_dir).is_dir():
+        raise UsageError(f"--spool-dir {args.spool_dir}: not an existing directory")
     common = dict(
         tokenizer=args.tokenizer,
         df=args.df,
@@ -258,7 +268,7 @@ def _score_with_engine(args, metrics):
     if args.engine == "stream":
         from .engines.stream import stream_evaluate
 
-        return stream_evaluate(args.refs, args.preds, metrics, chunk_size=args.chunk_size, **common)
+        return stream_evaluate(args.refs, args.preds, metrics, chunk_size=args.chunk_size, spool_dir=args.spool_dir, **common)
     from .engines.dask_engine import dask_evaluate
 
     return dask_evaluate(args.refs, args.preds, metrics, partition_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler, **common)
@@ -266,6 +276,7 @@ def _score_with_engine(args, metrics):
 
 def cmd_score(args) -> int:
     metrics = _metrics(args.metrics)
+    _check_engine_options(args)
     if args.engine != "memory":  # stream / dask: lazy inputs (globs of shards), per-item file written as it goes
         if len(args.inputs) != 2:
             raise UsageError(f"--engine {args.engine} takes REFS PREDS (each may be a glob of shards), got {len(args.inputs)} files")

@@ -421,3 +421,59 @@ def test_a_mismatched_df_file_is_refused_unless_allowed_as_in_memory(tmp_path):
     args = ["score", str(refs_file), str(preds_file), "--engine", "stream", "--metrics", "cider_d", "--df", str(df), "--format", "json"]
     assert cli_main(args) != 0  # refused
     assert cli_main([*args, "--allow-df-mismatch"]) == 0
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--engine", "stream", "--ci"], "--ci needs --engine memory"),
+        (["--engine", "stream", "--lenient"], "--lenient needs --engine memory"),
+        (["--engine", "stream", "--workers", "2"], "--workers and --scheduler go with --engine dask"),
+        (["--engine", "dask", "--workers", "0"], "--workers must be at least 1, got 0"),
+        (["--engine", "stream", "--chunk-size", "0"], "--chunk-size must be at least 1, got 0"),
+        (["--spool-dir", "."], "--spool-dir goes with --engine stream"),
+        (["--engine", "stream", "--spool-dir", "no/such/dir"], "--spool-dir no/such/dir: not an existing directory"),
+    ],
+)
+def test_engine_options_are_checked_before_any_work(tmp_path, capsys, extra, message):
+    from capeval.cli import main as cli_main
+
+    refs_file = _write_jsonl(tmp_path / "refs.jsonl", [{"image_id": 1, "captions": ["a dog"]}])
+    preds_file = _write_jsonl(tmp_path / "preds.jsonl", [{"image_id": 1, "caption": "a dog"}])
+    assert cli_main(["score", str(refs_file), str(preds_file), "--metrics", "bleu", *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_spool_dir_from_the_command_line(tmp_path, capsys):
+    """--spool-dir receives the job's spool and frequency buckets, emptied at the end; same output."""
+    from capeval.cli import main as cli_main
+
+    refs, preds = tricky_data()
+    refs_file = _write_jsonl(tmp_path / "refs.jsonl", [{"image_id": k, "captions": v} for k, v in refs.items()])
+    preds_file = _write_jsonl(tmp_path / "preds.jsonl", [{"image_id": k, "caption": v} for k, v in preds.items()])
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    seen = []
+    real = spill_module.FrequencySpill.finish
+
+    def finish(self):
+        seen.extend(os.listdir(spool))  # the job's directory is there while it runs
+        return real(self)
+
+    base = ["score", str(refs_file), str(preds_file), "--metrics", "bleu", "cider_d", "--format", "json"]
+    assert cli_main(base) == 0
+    memory = json.loads(capsys.readouterr().out)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(spill_module.FrequencySpill, "finish", finish)
+        assert cli_main([*base, "--engine", "stream", "--chunk-size", "2", "--spool-dir", str(spool)]) == 0
+    assert json.loads(capsys.readouterr().out) == memory
+    assert len(seen) == 1 and seen[0].startswith("capeval-stream-") and os.listdir(spool) == []
+
+
+def test_options_of_another_engine_are_refused_with_the_memory_engine(tmp_path, capsys):
+    from capeval.cli import main as cli_main
+
+    refs_file = _write_jsonl(tmp_path / "refs.jsonl", [{"image_id": 1, "captions": ["a dog"]}])
+    preds_file = _write_jsonl(tmp_path / "preds.jsonl", [{"image_id": 1, "caption": "a dog"}])
+    assert cli_main(["score", str(refs_file), str(preds_file), "--workers", "2"]) == 2
+    assert "--workers and --scheduler go with --engine dask" in capsys.readouterr().err

@@ -12,3 +12,4 @@ def add_arguments(parser) -> None:
     group.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N", help=f"items per chunk (stream) or partition (dask); default {DEFAULT_CHUNK_SIZE}")
     group.add_argument("--workers", type=int, metavar="N", help="dask: a local cluster of N worker processes (default: one per core)")
     group.add_argument("--scheduler", metavar="ADDRESS", help="dask: the scheduler of an existing cluster, e.g. tcp://10.0.0.5:8786")
+    group.add_argument("--spool-dir", metavar="DIR", help="stream: where the tokenized spool and the document-frequency buckets go (about the size of the inputs); default: the system temporary directory ($TMPDIR)")

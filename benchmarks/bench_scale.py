@@ -8,7 +8,7 @@ while it runs::
 
     python -m benchmarks.bench_scale campaign --root /tmp/scale-bench --sizes 40000 400000 4000000 \\
         --results docs/figures/scale_results.jsonl
-    python -m benchmarks.bench_scale report --results docs/figures/scale_results.jsonl
+    python -m benchmarks.bench_scale report --results docs/figures/scale_results.jsonl [--since 2026-12-02T09:00]
 
 ``report`` draws ``docs/figures/scale_time.png`` and ``scale_memory.png`` (log-log) and prints the
 markdown table of docs/benchmarks.md. Engines: ``memory`` (read whole files, ``capeval.evaluate``),
@@ -133,18 +133,20 @@ def campaign(root: Path, sizes: list[int], engines: list[str], results: Path, ch
                 record = json.loads(line) if line else {"engine": engine, "n_images": size, "error": done.stderr[-2000:]}
             except subprocess.TimeoutExpired:
                 record = {"engine": engine, "n_images": size, "error": f"timed out after {timeout:.0f} s"}
+            record.setdefault("when", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             with open(results, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
             print(json.dumps(record), flush=True)
 
 
-def report(results: Path) -> str:
+def report(results: Path, since: str = "") -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [r for r in records if r.get("when", "") >= since]  # ISO times compare as strings
     ok = [r for r in records if "error" not in r]
     lines = [
         "| engine | images | wall s | images/s (wall) | CPU s, all processes | images per CPU s | peak RSS driver (MB) | peak RSS workers (MB) | total peak RSS (MB) | load avg (1 min) | code |",
@@ -205,13 +207,14 @@ def main(argv=None) -> int:
     camp.add_argument("--timeout", type=float, default=4 * 3600)
     rep = sub.add_parser("report", help="figures and the markdown table")
     rep.add_argument("--results", type=Path, default=FIGURES / "scale_results.jsonl")
+    rep.add_argument("--since", default="", help="only runs that ended at or after this UTC time (ISO, e.g. 2026-12-02T09:00)")
     args = parser.parse_args(argv)
     if args.command == "one":
         print(json.dumps(run_one(args.engine, args.data, args.chunk_size, Path(os.environ.get("TMPDIR", "/tmp")))))
     elif args.command == "campaign":
         campaign(args.root, args.sizes, args.engines, args.results, args.chunk_size, args.memory_limit, args.timeout)
     else:
-        print(report(args.results))
+        print(report(args.results, args.since))
     return 0
 
 

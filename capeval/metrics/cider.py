@@ -108,28 +108,25 @@ def cider_scores(
     else:
         doc_freq = state.lookup(grams.gram_words(corpus.tokens, np.arange(grams.n_grams)), corpus.tokens.words)
     weight = idf_weights(doc_freq, state.ref_len)
-    value = weight[grams.gram]  # tf-idf weight of each (n-gram, caption) entry
-    value *= grams.count
-    del weight, doc_freq
+    del doc_freq
+
+    def values(entries) -> np.ndarray:  # tf-idf weight of (n-gram, caption) entries
+        value = weight[grams.gram[entries]]
+        value *= grams.count[entries]
+        return value
 
     n_captions = corpus.tokens.n_captions
     norm = np.zeros(n_captions * n)
-    for lo in range(0, len(value), _CHUNK):  # in chunks: no full-size temporaries at the peak
+    for lo in range(0, len(grams.gram), _CHUNK):  # in chunks: no entry-sized temporaries
         part = slice(lo, lo + _CHUNK)
-        norm += np.bincount(grams.caption[part] * n + grams.order[part], weights=np.square(value[part]), minlength=n_captions * n)
+        norm += np.bincount(grams.caption[part] * n + grams.order[part], weights=np.square(values(part)), minlength=n_captions * n)
     norm = np.sqrt(norm).reshape(n_captions, n)
 
-    # entries of one (n-gram, item) segment: the hypothesis' entry first (if any), then references'
-    seg = corpus.segments(n)
-    is_hyp, seg_id = seg.is_hyp, seg.seg_id
-    hyp_value = np.zeros(len(seg.first))
-    has_hyp = np.zeros(len(seg.first), dtype=bool)
-    hyp_value[seg_id[is_hyp]] = value[is_hyp]
-    has_hyp[seg_id[is_hyp]] = True
-    pair = ~is_hyp & has_hyp[seg_id]  # reference entries sharing an n-gram with their hypothesis
-    product = clipped_products(hyp_value[seg_id[pair]], value[pair], defended)
-    del value
-    dot = np.bincount(grams.caption[pair] * n + grams.order[pair], weights=product, minlength=n_captions * n)
+    # reference entries sharing an n-gram with their item's hypothesis, each with the hypothesis' entry
+    pairs = corpus.hypothesis_pairs(n)
+    ref_entry = pairs.ref_entry
+    product = clipped_products(values(pairs.hyp_entry[pairs.owner]), values(ref_entry), defended)
+    dot = np.bincount(grams.caption[ref_entry] * n + grams.order[ref_entry], weights=product, minlength=n_captions * n)
     dot = dot.reshape(n_captions, n)[corpus.ref_caption]  # (R, n)
 
     bigrams = bigram_lengths(corpus.tokens.lengths, n)

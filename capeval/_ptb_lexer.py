@@ -441,6 +441,34 @@ _CAT = {
 }
 
 
+_ONE_CHAR = (_sre_c.LITERAL, _sre_c.NOT_LITERAL, _sre_c.ANY, _sre_c.IN)
+_CHAR_SETS: dict[tuple, frozenset[str]] = {}  # what one single-character item matches, per item
+
+
+def _char_set(op, av, icase: bool) -> frozenset[str]:
+    """The alphabet characters a single-character item matches (items recur across rules: each is
+    worked out once)."""
+    key = (op, tuple(av) if op is _sre_c.IN else av, icase)
+    chars = _CHAR_SETS.get(key)
+    if chars is None:
+        if op is _sre_c.LITERAL:
+            if icase:
+                lit = re.compile("(?i:" + re.escape(chr(av)) + ")")
+                chars = frozenset(c for c in ALPHABET if lit.fullmatch(c))
+            else:
+                chars = frozenset(chr(av))
+        elif op is _sre_c.NOT_LITERAL:
+            chars = frozenset(c for c in ALPHABET if ord(c) != av)
+        elif op is _sre_c.ANY:
+            chars = frozenset(c for c in ALPHABET if c != "\n")
+        else:
+            if icase:  # pragma: no cover - caseless scopes only ever hold literals
+                raise ValueError("character class inside a caseless group")
+            chars = frozenset(c for c in ALPHABET if _in_set(av, c))
+        _CHAR_SETS[key] = chars
+    return chars
+
+
 def _first(seq, icase: bool = False) -> tuple[set[str], bool]:
     """(possible first characters, can match empty) of a parsed sub-pattern."""
     chars: set[str] = set()
@@ -452,20 +480,9 @@ def _first(seq, icase: bool = False) -> tuple[set[str], bool]:
     return chars, True
 
 
-def _first_item(op, av, icase: bool) -> tuple[set[str], bool]:
-    if op is _sre_c.LITERAL:
-        if icase:
-            lit = re.compile("(?i:" + re.escape(chr(av)) + ")")
-            return {c for c in ALPHABET if lit.fullmatch(c)}, False
-        return {chr(av)}, False
-    if op is _sre_c.NOT_LITERAL:
-        return {c for c in ALPHABET if ord(c) != av}, False
-    if op is _sre_c.ANY:
-        return {c for c in ALPHABET if c != "\n"}, False
-    if op is _sre_c.IN:
-        if icase:  # pragma: no cover - caseless scopes only ever hold literals
-            raise ValueError("character class inside a caseless group")
-        return {c for c in ALPHABET if _in_set(av, c)}, False
+def _first_item(op, av, icase: bool) -> tuple[set[str] | frozenset[str], bool]:
+    if op in _ONE_CHAR:
+        return _char_set(op, av, icase), False
     if op is _sre_c.BRANCH:
         chars: set[str] = set()
         nullable = False

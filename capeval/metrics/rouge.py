@@ -59,13 +59,14 @@ def lcs_lengths(corpus: ScoringCorpus) -> np.ndarray:
     mask_keys = key[first]
     masks = np.bitwise_or.reduceat(bit, first) if len(first) else np.zeros(0, np.uint64)
 
-    # every reference token looks up the mask of its word in its item's hypothesis
-    ref_pos, ref_owner, _ = _token_positions(tok.offsets, corpus.ref_caption)
-    query = corpus.ref_item[ref_owner] * n_words + tok.word_ids[ref_pos]
+    # every reference token looks up the mask of its word in its item's hypothesis (a word absent
+    # from it finds -1, which reads the zero mask appended last)
+    query = np.repeat(corpus.ref_item * n_words, ref_len)
+    query += tok.word_ids[np.repeat(~corpus.caption_is_hyp, lengths)]
     idx = find_sorted(mask_keys, query)
-    found = idx >= 0
-    tok_mask = np.zeros(len(query), dtype=np.uint64)
-    tok_mask[found] = masks[idx[found]]
+    del query
+    tok_mask = np.append(masks, np.uint64(0))[idx]
+    del idx
 
     # bit-parallel LCS over all pairs; references sorted by length so column j touches only longer ones
     pair_short = short[corpus.ref_item]

@@ -140,26 +140,29 @@ class ScoringCorpus:
             grams = self.ngrams(n)
             size = len(grams.gram)
             hyp_entry = np.flatnonzero(self.caption_is_hyp[grams.caption])
-            hyp_caption = grams.caption[hyp_entry]
-            hyp_gram = grams.gram[hyp_entry]
-            refs_end = hyp_caption + 1 + self.n_refs[self.caption_item[hyp_caption]]  # one past its item's last reference
-            del hyp_caption
             run = np.zeros(len(hyp_entry), dtype=np.int64)  # reference entries following each hypothesis entry
-            open_ = np.arange(len(hyp_entry))  # hypothesis entries whose run may go on
-            for ahead in range(1, int(self.n_refs.max(initial=0)) + 1):
-                at = hyp_entry[open_] + ahead
-                inside = at < size
-                open_, at = open_[inside], at[inside]
-                open_ = open_[(grams.gram[at] == hyp_gram[open_]) & (grams.caption[at] < refs_end[open_])]
-                if not len(open_):
-                    break
-                run[open_] = ahead
-            del hyp_gram, refs_end, open_
-            owner = np.repeat(np.arange(len(hyp_entry)), run)
-            run_start = np.cumsum(run) - run
-            ref_entry = hyp_entry[owner] + 1
-            ref_entry += np.arange(len(owner))
-            ref_entry -= run_start[owner]
+            max_refs = int(self.n_refs.max(initial=0))
+            for lo in range(0, len(hyp_entry), _CHUNK // 4):  # in blocks: small temporaries
+                block = hyp_entry[lo : lo + _CHUNK // 4]
+                hyp_caption = grams.caption[block]
+                hyp_gram = grams.gram[block]
+                refs_end = hyp_caption + 1 + self.n_refs[self.caption_item[hyp_caption]]  # one past its item's last reference
+                open_ = np.arange(len(block))  # hypothesis entries whose run may go on
+                for ahead in range(1, max_refs + 1):
+                    at = block[open_] + ahead
+                    inside = at < size
+                    open_, at = open_[inside], at[inside]
+                    open_ = open_[(grams.gram[at] == hyp_gram[open_]) & (grams.caption[at] < refs_end[open_])]
+                    if not len(open_):
+                        break
+                    run[lo + open_] = ahead
+            has_run = np.flatnonzero(run)
+            run = run[has_run]
+            owner = np.repeat(has_run, run)
+            # pair p of hypothesis entry j (the i-th of its run, from 0): entry hyp_entry[j] + 1 + i, where
+            # i = p - (pairs before j's run)
+            ref_entry = np.repeat(hyp_entry[has_run] + 1 - (np.cumsum(run) - run), run)
+            ref_entry += np.arange(len(ref_entry))
             self._pairs[n] = HypothesisPairs(hyp_entry=hyp_entry, ref_entry=ref_entry, owner=owner)
         return self._pairs[n]
 

@@ -204,7 +204,8 @@ def find_sorted(distinct: np.ndarray, queries: np.ndarray, all_present: bool = F
     slot_of_distinct = (distinct * multiplier) >> shift
     table = np.full(1 << bits, -1, dtype=np.int32 if n_distinct < 2**31 else np.int64)
     table[slot_of_distinct] = np.arange(n_distinct)
-    table[np.bincount(slot_of_distinct.astype(np.intp), minlength=1 << bits) > 1] = _SHARED_SLOT
+    slot_of_distinct.sort()
+    table[slot_of_distinct[1:][slot_of_distinct[1:] == slot_of_distinct[:-1]]] = _SHARED_SLOT  # slots of 2+ values
     del slot_of_distinct
     found = np.empty(len(queries), dtype=np.int64)
     for lo in range(0, len(queries), _BLOCK):
@@ -229,7 +230,7 @@ class NgramCounts:
 
     gram: np.ndarray  # (E,) int32 global n-gram id (int64 for astronomically large corpora)
     caption: np.ndarray  # (E,) int32 caption index
-    count: np.ndarray  # (E,) int32 occurrences of the n-gram in the caption
+    count: np.ndarray  # (E,) occurrences of the n-gram in the caption (uint8 when every caption has < 256 words)
     order: np.ndarray  # (E,) int8 n-gram order minus one (0..n-1)
     order_start: np.ndarray  # (n + 1,) first global id of each order
     first_position: np.ndarray  # (G,) a word position where each n-gram starts (to recover its words)
@@ -259,14 +260,13 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
     # entry arrays in 32 bits where they fit: half the memory (and memory traffic) of int64
     small = np.int32 if max(n_pos * n, corpus.n_captions) < 2**31 else np.int64
     caption_of_pos = np.repeat(np.arange(corpus.n_captions, dtype=small), lengths)
-    # number of words from each position to the end of its caption (inclusive)
-    remaining = np.repeat(corpus.offsets[1:].astype(small), lengths)
-    remaining -= np.arange(n_pos, dtype=small)
 
     capacity = int(np.maximum(lengths[None, :] - np.arange(n)[:, None], 0).sum())  # all occurrences
     gram_out = np.empty(capacity, dtype=small)
     cap_out = np.empty(capacity, dtype=small)
-    count_out = np.empty(capacity, dtype=small)
+    # a count is at most its caption's length: one byte for captions of up to 255 words
+    longest = int(lengths.max(initial=0))
+    count_out = np.empty(capacity, dtype=np.uint8 if longest < 2**8 else np.uint16 if longest < 2**16 else small)
     order_out = np.empty(capacity, dtype=np.int8)
     filled = 0
     prefix_id = np.zeros(n_pos, dtype=small)  # id of the (k-1)-gram starting at each position
@@ -275,7 +275,10 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
     order_start = [0]
     shift = max(n_pos, 1).bit_length()
     for k in range(1, n + 1):
-        starts = np.arange(n_pos, dtype=np.int64) if k == 1 else np.flatnonzero(remaining >= k)
+        if k == 1:
+            starts = np.arange(n_pos, dtype=np.int64)
+        else:  # positions with k - 1 more words in their caption
+            starts = np.flatnonzero(caption_of_pos[k - 1 :] == caption_of_pos[: n_pos - k + 1])
         packed = n_prefix * n_words < _INT64_LIMIT >> shift
         # key: the (k-1)-gram prefix id and the last word; packed with the position to sort once
         # (positions then ascend within a key). Built in blocks: no full-size temporaries

@@ -23,7 +23,7 @@ from ..df import DocumentFrequencies
 from ..errors import OptionError
 from .base import SIGMA, MeanMetric, Options
 
-_CHUNK = 1 << 21
+_CHUNK = 1 << 21  # the blocks of the norms' sums: changing it changes their rounding
 
 __all__ = ["SIGMA", "CIDEr", "CIDErD", "CorpusFrequencies", "cider_scores", "cider_from_pairs", "idf_weights"]
 
@@ -119,7 +119,12 @@ def cider_scores(
     norm = np.zeros(n_captions * n)
     for lo in range(0, len(grams.gram), _CHUNK):  # in chunks: no entry-sized temporaries
         part = slice(lo, lo + _CHUNK)
-        norm += np.bincount(grams.caption[part] * n + grams.order[part], weights=np.square(values(part)), minlength=n_captions * n)
+        squares = values(part)
+        np.square(squares, out=squares)
+        slot = grams.caption[part].astype(np.intp)  # bincount's index type: no conversion copy
+        slot *= n
+        slot += grams.order[part]
+        norm += np.bincount(slot, weights=squares, minlength=n_captions * n)
     norm = np.sqrt(norm).reshape(n_captions, n)
 
     # reference entries sharing an n-gram with their item's hypothesis, each with the hypothesis' entry

@@ -58,6 +58,7 @@ def lcs_lengths(corpus: ScoringCorpus) -> np.ndarray:
     first = np.flatnonzero(segment_starts(key))
     mask_keys = key[first]
     masks = np.bitwise_or.reduceat(bit, first) if len(first) else np.zeros(0, np.uint64)
+    del hyp_pos, hyp_owner, hyp_offset, hyp_item, bit, key, order, first
 
     # every reference token looks up the mask of its word in its item's hypothesis (a word absent
     # from it finds -1, which reads the zero mask appended last)

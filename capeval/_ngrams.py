@@ -278,24 +278,9 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
         if k == 1:
             starts = np.arange(n_pos, dtype=np.int64)
         else:  # positions with k - 1 more words in their caption
-            starts = np.flatnonzero(caption_of_pos[k - 1 :] == caption_of_pos[: n_pos - k + 1])
+            starts = np.flatnonzero(caption_of_pos[k - 1 :] == caption_of_pos[: max(n_pos - k + 1, 0)])
         packed = n_prefix * n_words < _INT64_LIMIT >> shift
-        # key: the (k-1)-gram prefix id and the last word; packed with the position to sort once
-        # (positions then ascend within a key). Built in blocks: no full-size temporaries
-        key = np.empty(len(starts), dtype=np.int64)
-        for lo in range(0, len(starts), _BLOCK):
-            at = starts[lo : lo + _BLOCK]
-            part = key[lo : lo + _BLOCK]
-            if k == 1:
-                part[:] = ids[at]
-            else:
-                part[:] = prefix_id[at]
-                part *= n_words
-                part += ids[k - 1 :][at]
-            if packed:
-                part <<= shift
-                part |= at
-        del at, part
+        key = _ngram_keys(ids, prefix_id, starts, k, n_words, shift if packed else None)
         if packed:
             del starts
             key.sort()
@@ -347,6 +332,26 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
         order_start=np.asarray(order_start, dtype=np.int64),
         first_position=np.concatenate(first_parts),
     )
+
+
+def _ngram_keys(ids, prefix_id, starts, k: int, n_words: int, shift: int | None) -> np.ndarray:
+    """The key of the k-gram at each of ``starts``: its (k-1)-gram prefix id and its last word, and,
+    with ``shift``, the position packed below them (sorting the keys then sorts positions within a
+    key). Built in blocks: no full-size temporaries."""
+    key = np.empty(len(starts), dtype=np.int64)
+    for lo in range(0, len(starts), _BLOCK):
+        at = starts[lo : lo + _BLOCK]
+        part = key[lo : lo + _BLOCK]
+        if k == 1:
+            part[:] = ids[at]
+        else:
+            part[:] = prefix_id[at]
+            part *= n_words
+            part += ids[k - 1 :][at]
+        if shift is not None:
+            part <<= shift
+            part |= at
+    return key
 
 
 def segment_starts(*keys: np.ndarray) -> np.ndarray:

@@ -178,47 +178,67 @@ def _dense_ranks(keys: np.ndarray) -> tuple[np.ndarray, int]:
 
 _SHARED_SLOT = -2
 _BLOCK = 1 << 20  # elements per block where a full-size temporary is not needed
+_LOOKUP_BLOCK = 1 << 18  # queries per block of a hash lookup
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: a bijection mod 2**64 with well-mixed high bits
 
 
 def find_sorted(distinct: np.ndarray, queries: np.ndarray, all_present: bool = False) -> np.ndarray:
-    """Index of each query in ``distinct`` (sorted, unique, 64-bit integers), -1 where absent.
+    """Index of each query in ``distinct`` (sorted, unique, 64-bit integers), -1 where absent
+    (``all_present``: the caller knows every query is there). See :class:`SortedKeys`."""
+    return SortedKeys(distinct).find(queries, all_present)
 
-    A multiplicative hash table over ``distinct`` answers most queries with one gather, 5-10x
-    faster than ``np.searchsorted``'s binary search per query, which only queries landing on a slot
-    shared by two distinct values (a few per cent) fall back to. ``all_present`` skips the check
-    that a hit really holds the query, for callers that know every query is in ``distinct``.
-    Queries are answered in blocks, so the temporaries stay small however many there are."""
-    distinct, queries = distinct.view(np.uint64), queries.view(np.uint64)
-    n_distinct = len(distinct)
-    if not n_distinct:
-        return np.full(len(queries), -1, dtype=np.int64)
-    if n_distinct < 2 or len(queries) < 4096:
-        found = np.minimum(np.searchsorted(distinct, queries), n_distinct - 1).astype(np.int64, copy=False)
-        if not all_present:
-            found[distinct[found] != queries] = -1
+
+class SortedKeys:
+    """Sorted, unique 64-bit keys, to look queries up in (:meth:`find`), several times if need be.
+
+    A multiplicative hash table over the keys answers most queries with one gather, 5-10x faster
+    than ``np.searchsorted``'s binary search per query, which only queries landing on a slot shared
+    by two keys (a few per cent) fall back to. The table is built on the first lookup of 4096
+    queries or more; queries are answered in blocks, so the temporaries stay small."""
+
+    def __init__(self, distinct: np.ndarray):
+        self.distinct = distinct.view(np.uint64)
+        self._table = None
+
+    def _build(self):
+        n_distinct = len(self.distinct)
+        # a load factor of 1/32-1/64 while the table fits in cache (2**20 slots), 1/4-1/8 beyond
+        bits = max(n_distinct.bit_length() + 2, min(n_distinct.bit_length() + 5, 20))
+        self._shift = np.uint64(64 - bits)
+        slot_of_distinct = (self.distinct * _MULTIPLIER) >> self._shift
+        table = np.full(1 << bits, -1, dtype=np.int32 if n_distinct < 2**31 else np.int64)
+        table[slot_of_distinct] = np.arange(n_distinct)
+        slot_of_distinct.sort()
+        table[slot_of_distinct[1:][slot_of_distinct[1:] == slot_of_distinct[:-1]]] = _SHARED_SLOT  # slots of 2+ keys
+        self._table = table
+
+    def find(self, queries: np.ndarray, all_present: bool = False) -> np.ndarray:
+        """Index of each query among the keys, -1 where absent. ``all_present`` skips the check that
+        a hit really holds the query, for callers that know every query is a key."""
+        distinct, queries = self.distinct, queries.view(np.uint64)
+        n_distinct = len(distinct)
+        if not n_distinct:
+            return np.full(len(queries), -1, dtype=np.int64)
+        if self._table is None and (n_distinct < 2 or len(queries) < 4096):
+            found = np.minimum(np.searchsorted(distinct, queries), n_distinct - 1).astype(np.int64, copy=False)
+            if not all_present:
+                found[distinct[found] != queries] = -1
+            return found
+        if self._table is None:
+            self._build()
+        table, shift = self._table, self._shift
+        found = np.empty(len(queries), dtype=np.int64)
+        for lo in range(0, len(queries), _LOOKUP_BLOCK):
+            part = queries[lo : lo + _LOOKUP_BLOCK]
+            slot = part * _MULTIPLIER
+            slot >>= shift
+            out = found[lo : lo + _LOOKUP_BLOCK]
+            out[:] = table[slot.view(np.int64)]  # slots are below 2**bits: the int64 view is exact
+            shared = np.flatnonzero(out == _SHARED_SLOT)
+            out[shared] = np.minimum(np.searchsorted(distinct, part[shared]), n_distinct - 1)
+            if not all_present:
+                out[distinct[out] != part] = -1  # an empty slot (-1) reads the last key, never the query
         return found
-    # a load factor of 1/32-1/64 while the table fits in cache (2**20 slots), 1/4-1/8 beyond
-    bits = max(n_distinct.bit_length() + 2, min(n_distinct.bit_length() + 5, 20))
-    shift = np.uint64(64 - bits)
-    multiplier = np.uint64(0x9E3779B97F4A7C15)  # odd: a bijection mod 2**64 with well-mixed high bits
-    slot_of_distinct = (distinct * multiplier) >> shift
-    table = np.full(1 << bits, -1, dtype=np.int32 if n_distinct < 2**31 else np.int64)
-    table[slot_of_distinct] = np.arange(n_distinct)
-    slot_of_distinct.sort()
-    table[slot_of_distinct[1:][slot_of_distinct[1:] == slot_of_distinct[:-1]]] = _SHARED_SLOT  # slots of 2+ values
-    del slot_of_distinct
-    found = np.empty(len(queries), dtype=np.int64)
-    for lo in range(0, len(queries), _BLOCK):
-        part = queries[lo : lo + _BLOCK]
-        slot = part * multiplier
-        slot >>= shift
-        out = found[lo : lo + _BLOCK]
-        out[:] = table[slot.view(np.int64)]  # slots are below 2**bits: the int64 view is exact
-        shared = np.flatnonzero(out == _SHARED_SLOT)
-        out[shared] = np.minimum(np.searchsorted(distinct, part[shared]), n_distinct - 1)
-        if not all_present:
-            out[distinct[out] != part] = -1  # an empty slot (-1) reads the last key, never the query
-    return found
 
 
 @dataclass

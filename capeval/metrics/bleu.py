@@ -39,13 +39,17 @@ def bleu_statistics(corpus: ScoringCorpus, n: int = 4) -> np.ndarray:
     grams = corpus.ngrams(n)
     pairs = corpus.hypothesis_pairs(n)
     hyp_entry = pairs.hyp_entry
-    item = corpus.caption_item[grams.caption[hyp_entry]]
     max_ref_count = np.zeros(len(hyp_entry), dtype=grams.count.dtype)
     if len(pairs.owner):
         run_start = np.flatnonzero(segment_starts(pairs.owner))
         max_ref_count[pairs.owner[run_start]] = np.maximum.reduceat(grams.count[pairs.ref_entry], run_start)
-    clipped = np.minimum(grams.count[hyp_entry], max_ref_count)
-    correct = np.bincount(item * n + grams.order[hyp_entry], weights=clipped, minlength=corpus.n_items * n)
+        del run_start
+    clipped = np.minimum(grams.count[hyp_entry], max_ref_count).astype(np.float64)
+    del max_ref_count
+    slot = corpus.caption_item[grams.caption[hyp_entry]]  # the item, then its (item, order) slot
+    slot *= n
+    slot += grams.order[hyp_entry]
+    correct = np.bincount(slot, weights=clipped, minlength=corpus.n_items * n)
     stats[:, 2 + n :] = correct.reshape(corpus.n_items, n)
     return stats
 

@@ -125,6 +125,7 @@ def cider_scores(
         slot *= n
         slot += grams.order[part]
         norm += np.bincount(slot, weights=squares, minlength=n_captions * n)
+        del squares, slot  # before the next block's
     norm = np.sqrt(norm).reshape(n_captions, n)
 
     # reference entries sharing an n-gram with their item's hypothesis, each with the hypothesis' entry

@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from .._corpus import ScoringCorpus
-from .._ngrams import find_sorted, segment_starts
+from .._ngrams import SortedKeys, segment_starts
 from .base import MeanMetric, Options
 
 BETA = 1.2
 _WORD_BITS = 64
+_REF_BLOCK = 1 << 13  # references per block of mask lookups
 
 
 def _lcs_dynamic(a: np.ndarray, b: np.ndarray) -> int:
@@ -37,6 +38,23 @@ def _token_positions(offsets: np.ndarray, captions: np.ndarray):
     owner = np.repeat(np.arange(len(captions), dtype=np.int64), lengths)
     within = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     return offsets[captions][owner] + within, owner, within
+
+
+def _reference_masks(corpus, tok, mask_keys, masks, ref_tok_start, n_tokens) -> np.ndarray:
+    """For every reference token, the mask of its word in its item's hypothesis (a word absent from
+    it finds -1, which reads the zero mask appended last); looked up in blocks of references."""
+    tok_mask = np.empty(n_tokens, dtype=np.uint64)
+    mask_index = SortedKeys(mask_keys)
+    masks = np.append(masks, np.uint64(0))
+    n_words = max(len(tok.words), 1)
+    for lo in range(0, len(ref_tok_start), _REF_BLOCK):
+        block = slice(lo, lo + _REF_BLOCK)
+        pos, owner, _ = _token_positions(tok.offsets, corpus.ref_caption[block])
+        query = corpus.ref_item[block][owner] * n_words
+        query += tok.word_ids[pos]
+        start = int(ref_tok_start[lo])
+        tok_mask[start : start + len(query)] = masks[mask_index.find(query)]
+    return tok_mask
 
 
 def lcs_lengths(corpus: ScoringCorpus) -> np.ndarray:
@@ -60,20 +78,14 @@ def lcs_lengths(corpus: ScoringCorpus) -> np.ndarray:
     masks = np.bitwise_or.reduceat(bit, first) if len(first) else np.zeros(0, np.uint64)
     del hyp_pos, hyp_owner, hyp_offset, hyp_item, bit, key, order, first
 
-    # every reference token looks up the mask of its word in its item's hypothesis (a word absent
-    # from it finds -1, which reads the zero mask appended last)
-    query = np.repeat(corpus.ref_item * n_words, ref_len)
-    query += tok.word_ids[np.repeat(~corpus.caption_is_hyp, lengths)]
-    idx = find_sorted(mask_keys, query)
-    del query
-    tok_mask = np.append(masks, np.uint64(0))[idx]
-    del idx
+    ref_tok_start = np.cumsum(ref_len) - ref_len  # start of each reference in tok_mask
+    tok_mask = _reference_masks(corpus, tok, mask_keys, masks, ref_tok_start, int(ref_len.sum()))
+    del mask_keys, masks
 
     # bit-parallel LCS over all pairs; references sorted by length so column j touches only longer ones
     pair_short = short[corpus.ref_item]
     refs = np.flatnonzero(pair_short)
     refs = refs[np.argsort(-ref_len[refs], kind="stable")]
-    ref_tok_start = np.cumsum(ref_len) - ref_len  # start of each reference in tok_mask
     state = np.full(len(refs), np.uint64(2**64 - 1), dtype=np.uint64)
     sorted_len = ref_len[refs]
     for j in range(int(sorted_len[0]) if len(refs) else 0):

@@ -196,16 +196,19 @@ class SortedKeys:
     by two keys (a few per cent) fall back to. The table is built on the first lookup of 4096
     queries or more; queries are answered in blocks, so the temporaries stay small."""
 
-    def __init__(self, distinct: np.ndarray):
+    def __init__(self, distinct: np.ndarray, build: bool = False):
         self.distinct = distinct.view(np.uint64)
         self._table = None
+        if build and len(self.distinct) >= 2:  # now rather than at the first large lookup
+            self._build()
 
     def _build(self):
         n_distinct = len(self.distinct)
         # a load factor of 1/32-1/64 while the table fits in cache (2**20 slots), 1/4-1/8 beyond
         bits = max(n_distinct.bit_length() + 2, min(n_distinct.bit_length() + 5, 20))
         self._shift = np.uint64(64 - bits)
-        slot_of_distinct = (self.distinct * _MULTIPLIER) >> self._shift
+        slot_of_distinct = self.distinct * _MULTIPLIER
+        slot_of_distinct >>= self._shift
         table = np.full(1 << bits, -1, dtype=np.int32 if n_distinct < 2**31 else np.int64)
         table[slot_of_distinct] = np.arange(n_distinct)
         slot_of_distinct.sort()
@@ -295,11 +298,11 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
     order_start = [0]
     shift = max(n_pos, 1).bit_length()
     for k in range(1, n + 1):
-        if k == 1:
-            starts = np.arange(n_pos, dtype=np.int64)
+        packed = n_prefix * n_words < _INT64_LIMIT >> shift
+        if k == 1:  # every position: their number, or (for the unpacked sort) the positions
+            starts = n_pos if packed else np.arange(n_pos, dtype=np.int64)
         else:  # positions with k - 1 more words in their caption
             starts = np.flatnonzero(caption_of_pos[k - 1 :] == caption_of_pos[: max(n_pos - k + 1, 0)])
-        packed = n_prefix * n_words < _INT64_LIMIT >> shift
         key = _ngram_keys(ids, prefix_id, starts, k, n_words, shift if packed else None)
         if packed:
             del starts
@@ -355,12 +358,13 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
 
 
 def _ngram_keys(ids, prefix_id, starts, k: int, n_words: int, shift: int | None) -> np.ndarray:
-    """The key of the k-gram at each of ``starts``: its (k-1)-gram prefix id and its last word, and,
-    with ``shift``, the position packed below them (sorting the keys then sorts positions within a
-    key). Built in blocks: no full-size temporaries."""
-    key = np.empty(len(starts), dtype=np.int64)
-    for lo in range(0, len(starts), _BLOCK):
-        at = starts[lo : lo + _BLOCK]
+    """The key of the k-gram at each of ``starts`` (positions, or their number for all of them): its
+    (k-1)-gram prefix id and its last word, and, with ``shift``, the position packed below them
+    (sorting the keys then sorts positions within a key). Built in blocks: no full-size temporaries."""
+    size = starts if isinstance(starts, int) else len(starts)
+    key = np.empty(size, dtype=np.int64)
+    for lo in range(0, size, _BLOCK):
+        at = np.arange(lo, min(lo + _BLOCK, size), dtype=np.int64) if isinstance(starts, int) else starts[lo : lo + _BLOCK]
         part = key[lo : lo + _BLOCK]
         if k == 1:
             part[:] = ids[at]

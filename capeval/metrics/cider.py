@@ -62,11 +62,16 @@ def cider_from_pairs(
     differences; pairs of hypothesis i are rows ``group_start[i]:group_start[i + 1]`` (``n_refs[i]`` of
     them). The cosine per order, times the Gaussian length penalty for CIDEr-D, averaged over orders,
     summed over references, divided by their number, times 10."""
-    both = (norm_hyp != 0) & (norm_ref != 0)
-    sim = np.where(both, dot / np.where(both, norm_hyp * norm_ref, 1.0), dot)
+    # the cosine dot / (norm_hyp * norm_ref) where both norms are non-zero, else the dot itself; in place
+    either_zero = (norm_hyp == 0) | (norm_ref == 0)
+    sim = norm_hyp * norm_ref
+    sim[either_zero] = 1.0
+    np.divide(dot, sim, out=sim)
+    sim[either_zero] = dot[either_zero]
+    del either_zero
     if defended:
         delta = length_delta.astype(np.float64)
-        sim = sim * np.power(np.e, -(delta**2) / (2 * sigma**2))[:, None]
+        sim *= np.power(np.e, -(delta**2) / (2 * sigma**2))[:, None]
     if not len(sim):
         return np.zeros(len(n_refs))
     per_item = np.add.reduceat(sim, group_start, axis=0)  # (N, n): sum over references
@@ -133,6 +138,7 @@ def cider_scores(
     ref_entry = pairs.ref_entry
     product = clipped_products(values(pairs.hyp_entry[pairs.owner]), values(ref_entry), defended)
     dot = np.bincount(grams.caption[ref_entry] * n + grams.order[ref_entry], weights=product, minlength=n_captions * n)
+    del product
     dot = dot.reshape(n_captions, n)[corpus.ref_caption]  # (R, n)
 
     bigrams = bigram_lengths(corpus.tokens.lengths, n)

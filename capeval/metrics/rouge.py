@@ -43,8 +43,8 @@ def _token_positions(offsets: np.ndarray, captions: np.ndarray):
 def _reference_masks(corpus, tok, mask_keys, masks, ref_tok_start, n_tokens) -> np.ndarray:
     """For every reference token, the mask of its word in its item's hypothesis (a word absent from
     it finds -1, which reads the zero mask appended last); looked up in blocks of references."""
+    mask_index = SortedKeys(mask_keys, build=n_tokens >= 4096)  # its set-up's temporaries come and go first
     tok_mask = np.empty(n_tokens, dtype=np.uint64)
-    mask_index = SortedKeys(mask_keys)
     masks = np.append(masks, np.uint64(0))
     n_words = max(len(tok.words), 1)
     for lo in range(0, len(ref_tok_start), _REF_BLOCK):
@@ -68,15 +68,20 @@ def lcs_lengths(corpus: ScoringCorpus) -> np.ndarray:
 
     # match masks: for (item, word), the bits of the hypothesis positions holding that word
     hyp_pos, hyp_owner, hyp_offset = _token_positions(tok.offsets, corpus.hyp_caption[short])
-    hyp_item = np.flatnonzero(short)[hyp_owner]
     bit = np.left_shift(np.uint64(1), hyp_offset.astype(np.uint64))
-    key = hyp_item * n_words + tok.word_ids[hyp_pos]
+    del hyp_offset
+    key = np.flatnonzero(short)[hyp_owner]  # the item, then its (item, word) key
+    del hyp_owner
+    key *= n_words
+    key += tok.word_ids[hyp_pos]
+    del hyp_pos
     order = np.argsort(key, kind="stable")
     key, bit = key[order], bit[order]
+    del order
     first = np.flatnonzero(segment_starts(key))
     mask_keys = key[first]
     masks = np.bitwise_or.reduceat(bit, first) if len(first) else np.zeros(0, np.uint64)
-    del hyp_pos, hyp_owner, hyp_offset, hyp_item, bit, key, order, first
+    del bit, key, first
 
     ref_tok_start = np.cumsum(ref_len) - ref_len  # start of each reference in tok_mask
     tok_mask = _reference_masks(corpus, tok, mask_keys, masks, ref_tok_start, int(ref_len.sum()))

@@ -163,7 +163,8 @@ class ScoringCorpus:
             # i = p - (pairs before j's run)
             ref_entry = np.repeat(hyp_entry[has_run] + 1 - (np.cumsum(run) - run), run)
             ref_entry += np.arange(len(ref_entry))
-            self._pairs[n] = HypothesisPairs(hyp_entry=hyp_entry, ref_entry=ref_entry, owner=owner)
+            small = np.int32 if len(grams.gram) < 2**31 else np.int64  # half the memory while cached
+            self._pairs[n] = HypothesisPairs(hyp_entry=hyp_entry.astype(small), ref_entry=ref_entry.astype(small), owner=owner.astype(small))
         return self._pairs[n]
 
 

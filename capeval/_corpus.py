@@ -26,9 +26,10 @@ from ._ngrams import (
     count_ngrams,
     encode_captions,
     encode_words,
-    segment_starts,
 )
 from .tokenize import TOKENIZERS, tokenize
+
+_CHUNK = 1 << 20  # entries per block where a full-size temporary is not needed
 
 
 def _single_spaced(captions: list[str]) -> bool:
@@ -63,7 +64,7 @@ class ScoringCorpus:
         self.ref_start = np.zeros(self.n_items + 1, dtype=np.int64)  # refs of item i: ref_start[i]:ref_start[i+1]
         np.cumsum(self.n_refs, out=self.ref_start[1:])
         self._ngrams: dict[int, NgramCounts] = {}
-        self._segments: dict[int, NgramSegments] = {}
+        self._pairs: dict[int, HypothesisPairs] = {}
         self._doc_freq: dict[int, np.ndarray] = {}
 
     @cached_property
@@ -111,40 +112,70 @@ class ScoringCorpus:
         if n in self._doc_freq:
             return self._doc_freq[n]
         grams = self.ngrams(n)
-        seg = self.segments(n)
-        # a segment's first reference entry: the segment's first entry, or its second after a hypothesis
-        first_ref = seg.first + seg.is_hyp[seg.first]
-        last = np.append(seg.first[1:], len(seg.seg_id))
-        has_ref = first_ref < last
-        self._doc_freq[n] = np.bincount(grams.gram[first_ref[has_ref]], minlength=grams.n_grams).astype(np.float64)
+        # an item's references hold an n-gram once per (n-gram, item) run of entries that holds a
+        # reference entry; its first reference entry starts the run or follows the hypothesis' entry
+        counts = np.zeros(grams.n_grams, dtype=np.int64)
+        size = len(grams.gram)
+        for lo in range(0, size, _CHUNK):  # in blocks: no entry-sized temporaries
+            hi = min(lo + _CHUNK, size)
+            prev = lo - 1 if lo else 0  # the entry before the block, to compare its first entry with
+            gram, caption = grams.gram[prev:hi], grams.caption[prev:hi]
+            is_hyp = self.caption_is_hyp[caption]
+            item = self.caption_item[caption]
+            first_ref = np.ones(hi - prev, dtype=bool)  # starts a run, or follows the hypothesis' entry
+            first_ref[1:] = (gram[1:] != gram[:-1]) | (item[1:] != item[:-1]) | is_hyp[:-1]
+            first_ref &= ~is_hyp
+            if lo:
+                gram, first_ref = gram[1:], first_ref[1:]
+            counts += np.bincount(gram[first_ref], minlength=grams.n_grams)
+        self._doc_freq[n] = counts.astype(np.float64)
         return self._doc_freq[n]
 
-    def segments(self, n: int) -> NgramSegments:
-        """The (n-gram, item) segments of ``ngrams(n)`` (CIDEr's pairing of hypothesis and reference entries)."""
-        if n not in self._segments:
+    def hypothesis_pairs(self, n: int) -> HypothesisPairs:
+        """Each hypothesis entry of ``ngrams(n)`` and the reference entries it meets: those of the same
+        n-gram in its item's references, which are the entries right after it (entries are sorted by
+        n-gram, then caption, and an item's references are the captions right after its hypothesis).
+        What BLEU clips with and CIDEr takes products of."""
+        if n not in self._pairs:
             grams = self.ngrams(n)
-            small = np.int32 if len(grams.caption) < 2**31 else np.int64
-            item = self.caption_item.astype(small)[grams.caption]
-            start = segment_starts(grams.gram, item)
-            seg_id = np.cumsum(start, dtype=small)
-            seg_id -= 1
-            self._segments[n] = NgramSegments(
-                item=item,
-                is_hyp=self.caption_is_hyp[grams.caption],
-                first=np.flatnonzero(start).astype(small),
-                seg_id=seg_id,
-            )
-        return self._segments[n]
+            size = len(grams.gram)
+            hyp_entry = np.flatnonzero(self.caption_is_hyp[grams.caption])
+            run = np.zeros(len(hyp_entry), dtype=np.int64)  # reference entries following each hypothesis entry
+            max_refs = int(self.n_refs.max(initial=0))
+            for lo in range(0, len(hyp_entry), _CHUNK // 4):  # in blocks: small temporaries
+                block = hyp_entry[lo : lo + _CHUNK // 4]
+                hyp_caption = grams.caption[block]
+                hyp_gram = grams.gram[block]
+                refs_end = hyp_caption + 1 + self.n_refs[self.caption_item[hyp_caption]]  # one past its item's last reference
+                open_ = np.arange(len(block))  # hypothesis entries whose run may go on
+                for ahead in range(1, max_refs + 1):
+                    at = block[open_] + ahead
+                    inside = at < size
+                    open_, at = open_[inside], at[inside]
+                    open_ = open_[(grams.gram[at] == hyp_gram[open_]) & (grams.caption[at] < refs_end[open_])]
+                    if not len(open_):
+                        break
+                    run[lo + open_] = ahead
+            has_run = np.flatnonzero(run)
+            run = run[has_run]
+            owner = np.repeat(has_run, run)
+            # pair p of hypothesis entry j (the i-th of its run, from 0): entry hyp_entry[j] + 1 + i, where
+            # i = p - (pairs before j's run)
+            ref_entry = np.repeat(hyp_entry[has_run] + 1 - (np.cumsum(run) - run), run)
+            ref_entry += np.arange(len(ref_entry))
+            small = np.int32 if len(grams.gram) < 2**31 else np.int64  # half the memory while cached
+            self._pairs[n] = HypothesisPairs(hyp_entry=hyp_entry.astype(small), ref_entry=ref_entry.astype(small), owner=owner.astype(small))
+        return self._pairs[n]
 
 
 @dataclass
-class NgramSegments:
-    """Entries of one n-gram within one item form a segment: the hypothesis' entry first, if any."""
+class HypothesisPairs:
+    """The (hypothesis entry, reference entry) pairs of one n-gram within one item, in the order of
+    the reference entries (ascending)."""
 
-    item: np.ndarray  # (E,) item of each entry
-    is_hyp: np.ndarray  # (E,) entry belongs to the hypothesis
-    first: np.ndarray  # (S,) index of each segment's first entry
-    seg_id: np.ndarray  # (E,) segment of each entry
+    hyp_entry: np.ndarray  # (H,) index of each hypothesis entry (ascending)
+    ref_entry: np.ndarray  # (P,) index of each reference entry sharing its n-gram with its hypothesis
+    owner: np.ndarray  # (P,) the pair's hypothesis entry, as an index into ``hyp_entry`` (ascending)
 
 
 @dataclass

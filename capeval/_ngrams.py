@@ -122,6 +122,7 @@ def encode_captions(captions: list[str]) -> TokenizedCorpus:
     if not joined.isascii() and any(ch in joined for ch in OTHER_WHITESPACE if ch > "\x7f"):
         return encode_words([c.split() for c in captions])
     raw = joined.encode("utf-8", "surrogatepass")  # lone surrogates stay distinct words
+    del joined
     size = len(raw)
     padded = np.zeros(1 + size + _KEY_BYTES, dtype=np.uint8)  # a separator before, room for the last key after
     text = padded[1 : 1 + size]
@@ -130,12 +131,17 @@ def encode_captions(captions: list[str]) -> TokenizedCorpus:
     if len(line_ends) != max(len(captions) - 1, 0):  # NUL, tab, newline... inside a caption
         return encode_words([c.split() for c in captions])
     is_separator = padded <= 32  # space, the joining newlines, the zero padding
-    edges = np.flatnonzero(is_separator[:-1] != is_separator[1:])  # in text coordinates
-    starts, ends = edges[0::2], edges[1::2]
-    word_len = ends - starts
+    # word starts and ends in text coordinates: a separator then a word byte, a word byte then a separator
+    starts = np.flatnonzero(is_separator[:-1] > is_separator[1:])
+    word_len = np.flatnonzero(is_separator[:-1] < is_separator[1:])
+    del is_separator
+    word_len -= starts
     windows = np.ndarray(shape=(size + 1,), dtype="<u8", buffer=padded, offset=1, strides=(1,))
-    keys = windows[starts].astype(np.uint64)
-    keys &= _KEY_MASKS[np.minimum(word_len, _KEY_BYTES)]
+    keys = np.empty(len(starts), dtype=np.uint64)
+    for lo in range(0, len(starts), _BLOCK):  # in blocks: no word-sized temporaries
+        part = slice(lo, lo + _BLOCK)
+        keys[part] = windows[starts[part]]
+        keys[part] &= _KEY_MASKS[np.minimum(word_len[part], _KEY_BYTES)]
 
     # longer words: extend the id of their first 8 bytes by the next 8, as n-gram ids are extended
     word_ids, n_ids = _dense_ranks(keys)
@@ -153,17 +159,21 @@ def encode_captions(captions: list[str]) -> TokenizedCorpus:
         longer = longer[rest > _KEY_BYTES]
     if len(longer):  # words beyond _MAX_CHUNKS * 8 bytes (URLs, junk): by their bytes
         by_bytes: dict[bytes, int] = {}
-        spans = zip(starts[longer].tolist(), ends[longer].tolist())
+        spans = zip(starts[longer].tolist(), (starts[longer] + word_len[longer]).tolist())
         word_ids[longer] = n_ids + np.fromiter(map(by_bytes.setdefault, (raw[a:b] for a, b in spans), count()), dtype=np.int64, count=len(longer))
         n_ids += len(longer)
-    # dense ids; each word's text from its first occurrence
+    # dense ids; each word's text from its first occurrence (assigned last to first: the first one stays)
     first_at = np.full(n_ids, -1, dtype=np.int64)
-    first_at[word_ids[::-1]] = np.arange(len(word_ids) - 1, -1, -1)
+    for hi in range(len(word_ids), 0, -_BLOCK):
+        lo = max(hi - _BLOCK, 0)
+        first_at[word_ids[lo:hi][::-1]] = np.arange(hi - 1, lo - 1, -1)
     used = np.flatnonzero(first_at >= 0)
     dense = np.zeros(n_ids, dtype=np.int64)
     dense[used] = np.arange(len(used))
-    word_ids = dense[word_ids]
-    spans = zip(starts[first_at[used]].tolist(), ends[first_at[used]].tolist())
+    for lo in range(0, len(word_ids), _BLOCK):
+        word_ids[lo : lo + _BLOCK] = dense[word_ids[lo : lo + _BLOCK]]
+    first = first_at[used]
+    spans = zip(starts[first].tolist(), (starts[first] + word_len[first]).tolist())
     words = [raw[a:b].decode("utf-8", "surrogatepass") for a, b in spans]
     offsets = np.empty(len(captions) + 1, dtype=np.int64)
     offsets[0], offsets[-1] = 0, len(starts)
@@ -179,40 +189,76 @@ def _dense_ranks(keys: np.ndarray) -> tuple[np.ndarray, int]:
     and their number: one ``np.sort``, then hashed lookups."""
     ordered = np.sort(keys)
     distinct = ordered[segment_starts(ordered)]
+    del ordered
     return find_sorted(distinct, keys, all_present=True), len(distinct)
 
 
 _SHARED_SLOT = -2
+_BLOCK = 1 << 20  # elements per block where a full-size temporary is not needed
+_LOOKUP_BLOCK = 1 << 18  # queries per block of a hash lookup
+_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: a bijection mod 2**64 with well-mixed high bits
 
 
 def find_sorted(distinct: np.ndarray, queries: np.ndarray, all_present: bool = False) -> np.ndarray:
-    """Index of each query in ``distinct`` (sorted, unique, 64-bit integers), -1 where absent.
+    """Index of each query in ``distinct`` (sorted, unique, 64-bit integers), -1 where absent
+    (``all_present``: the caller knows every query is there). See :class:`SortedKeys`."""
+    return SortedKeys(distinct).find(queries, all_present)
 
-    A multiplicative hash table over ``distinct`` answers most queries with one gather, 5-10x
-    faster than ``np.searchsorted``'s binary search per query, which only queries landing on a slot
-    shared by two distinct values (a few per cent) fall back to. ``all_present`` skips the check
-    that a hit really holds the query, for callers that know every query is in ``distinct``."""
-    distinct, queries = distinct.view(np.uint64), queries.view(np.uint64)
-    n_distinct = len(distinct)
-    if not n_distinct:
-        return np.full(len(queries), -1, dtype=np.int64)
-    if n_distinct < 2 or len(queries) < 4096:
-        found = np.minimum(np.searchsorted(distinct, queries), n_distinct - 1)
-    else:
+
+class SortedKeys:
+    """Sorted, unique 64-bit keys, to look queries up in (:meth:`find`), several times if need be.
+
+    A multiplicative hash table over the keys answers most queries with one gather, 5-10x faster
+    than ``np.searchsorted``'s binary search per query, which only queries landing on a slot shared
+    by two keys (a few per cent) fall back to. The table is built on the first lookup of 4096
+    queries or more; queries are answered in blocks, so the temporaries stay small."""
+
+    def __init__(self, distinct: np.ndarray, build: bool = False):
+        self.distinct = distinct.view(np.uint64)
+        self._table = None
+        if build and len(self.distinct) >= 2:  # now rather than at the first large lookup
+            self._build()
+
+    def _build(self):
+        n_distinct = len(self.distinct)
         # a load factor of 1/32-1/64 while the table fits in cache (2**20 slots), 1/4-1/8 beyond
         bits = max(n_distinct.bit_length() + 2, min(n_distinct.bit_length() + 5, 20))
-        shift = np.uint64(64 - bits)
-        multiplier = np.uint64(0x9E3779B97F4A7C15)  # odd: a bijection mod 2**64 with well-mixed high bits
-        slot_of_distinct = (distinct * multiplier) >> shift
+        self._shift = np.uint64(64 - bits)
+        slot_of_distinct = self.distinct * _MULTIPLIER
+        slot_of_distinct >>= self._shift
         table = np.full(1 << bits, -1, dtype=np.int32 if n_distinct < 2**31 else np.int64)
         table[slot_of_distinct] = np.arange(n_distinct)
-        table[np.bincount(slot_of_distinct.astype(np.intp), minlength=1 << bits) > 1] = _SHARED_SLOT
-        found = table[(queries * multiplier) >> shift].astype(np.int64)
-        shared = np.flatnonzero(found == _SHARED_SLOT)
-        found[shared] = np.minimum(np.searchsorted(distinct, queries[shared]), n_distinct - 1)
-    if not all_present:
-        found[distinct[found] != queries] = -1  # an empty slot (-1) reads the last key, never the query
-    return found.astype(np.int64, copy=False)
+        slot_of_distinct.sort()
+        table[slot_of_distinct[1:][slot_of_distinct[1:] == slot_of_distinct[:-1]]] = _SHARED_SLOT  # slots of 2+ keys
+        self._table = table
+
+    def find(self, queries: np.ndarray, all_present: bool = False) -> np.ndarray:
+        """Index of each query among the keys, -1 where absent. ``all_present`` skips the check that
+        a hit really holds the query, for callers that know every query is a key."""
+        distinct, queries = self.distinct, queries.view(np.uint64)
+        n_distinct = len(distinct)
+        if not n_distinct:
+            return np.full(len(queries), -1, dtype=np.int64)
+        if self._table is None and (n_distinct < 2 or len(queries) < 4096):
+            found = np.minimum(np.searchsorted(distinct, queries), n_distinct - 1).astype(np.int64, copy=False)
+            if not all_present:
+                found[distinct[found] != queries] = -1
+            return found
+        if self._table is None:
+            self._build()
+        table, shift = self._table, self._shift
+        found = np.empty(len(queries), dtype=np.int64)
+        for lo in range(0, len(queries), _LOOKUP_BLOCK):
+            part = queries[lo : lo + _LOOKUP_BLOCK]
+            slot = part * _MULTIPLIER
+            slot >>= shift
+            out = found[lo : lo + _LOOKUP_BLOCK]
+            out[:] = table[slot.view(np.int64)]  # slots are below 2**bits: the int64 view is exact
+            shared = np.flatnonzero(out == _SHARED_SLOT)
+            out[shared] = np.minimum(np.searchsorted(distinct, part[shared]), n_distinct - 1)
+            if not all_present:
+                out[distinct[out] != part] = -1  # an empty slot (-1) reads the last key, never the query
+        return found
 
 
 @dataclass
@@ -224,7 +270,7 @@ class NgramCounts:
 
     gram: np.ndarray  # (E,) int32 global n-gram id (int64 for astronomically large corpora)
     caption: np.ndarray  # (E,) int32 caption index
-    count: np.ndarray  # (E,) int32 occurrences of the n-gram in the caption
+    count: np.ndarray  # (E,) occurrences of the n-gram in the caption (uint8 when every caption has < 256 words)
     order: np.ndarray  # (E,) int8 n-gram order minus one (0..n-1)
     order_start: np.ndarray  # (n + 1,) first global id of each order
     first_position: np.ndarray  # (G,) a word position where each n-gram starts (to recover its words)
@@ -254,41 +300,43 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
     # entry arrays in 32 bits where they fit: half the memory (and memory traffic) of int64
     small = np.int32 if max(n_pos * n, corpus.n_captions) < 2**31 else np.int64
     caption_of_pos = np.repeat(np.arange(corpus.n_captions, dtype=small), lengths)
-    # number of words from each position to the end of its caption (inclusive)
-    remaining = (np.repeat(corpus.offsets[1:], lengths) - np.arange(n_pos, dtype=np.int64)).astype(small)
 
     capacity = int(np.maximum(lengths[None, :] - np.arange(n)[:, None], 0).sum())  # all occurrences
     gram_out = np.empty(capacity, dtype=small)
     cap_out = np.empty(capacity, dtype=small)
-    count_out = np.empty(capacity, dtype=small)
+    # a count is at most its caption's length: one byte for captions of up to 255 words
+    longest = int(lengths.max(initial=0))
+    count_out = np.empty(capacity, dtype=np.uint8 if longest < 2**8 else np.uint16 if longest < 2**16 else small)
     order_out = np.empty(capacity, dtype=np.int8)
     filled = 0
     prefix_id = np.zeros(n_pos, dtype=small)  # id of the (k-1)-gram starting at each position
     n_prefix = 1
     first_parts = []
     order_start = [0]
+    shift = max(n_pos, 1).bit_length()
     for k in range(1, n + 1):
-        starts = np.arange(n_pos, dtype=np.int64) if k == 1 else np.flatnonzero(remaining >= k)
-        if k == 1:
-            key = ids.copy()
-        else:
-            key = prefix_id[starts].astype(np.int64)
-            key *= n_words
-            key += ids[starts + k - 1]
-        shift = max(n_pos, 1).bit_length()
-        if n_prefix * n_words < _INT64_LIMIT >> shift:
-            key <<= shift  # pack (key, position) and sort once: positions ascend within a key
-            key |= starts
+        packed = n_prefix * n_words < _INT64_LIMIT >> shift
+        if k == 1:  # every position: their number, or (for the unpacked sort) the positions
+            starts = n_pos if packed else np.arange(n_pos, dtype=np.int64)
+        else:  # positions with k - 1 more words in their caption
+            starts = np.flatnonzero(caption_of_pos[k - 1 :] == caption_of_pos[: max(n_pos - k + 1, 0)])
+        key = _ngram_keys(ids, prefix_id, starts, k, n_words, shift if packed else None)
+        if packed:
+            del starts
             key.sort()
-            pos_sorted = key & ((1 << shift) - 1)
-            key >>= shift
-            key_sorted = key
+            new_gram = np.empty(len(key), dtype=bool)
+            new_gram[:1] = True
+            for lo in range(1, len(key), _BLOCK):  # keys differ in the bits above the position
+                hi = min(lo + _BLOCK, len(key))
+                np.greater_equal(np.bitwise_xor(key[lo:hi], key[lo - 1 : hi - 1]), 1 << shift, out=new_gram[lo:hi])
+            key &= (1 << shift) - 1
+            pos_sorted = key
         else:  # astronomically large corpus: a (slower) stable sort keeps positions ascending per key
             order = np.argsort(key, kind="stable")
-            key_sorted, pos_sorted = key[order], starts[order]
-        del starts
-        new_gram = segment_starts(key_sorted)
-        del key_sorted, key
+            key, pos_sorted = key[order], starts[order]
+            del starts, order
+            new_gram = segment_starts(key)
+        del key
         dense = np.cumsum(new_gram, dtype=small)
         dense -= 1
         n_k = int(dense[-1]) + 1 if len(dense) else 0
@@ -302,14 +350,20 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
         new_pair = new_gram  # n-gram starts, extended in place with caption starts
         new_pair[1:] |= cap_sorted[1:] != cap_sorted[:-1]
         pair_idx = np.flatnonzero(new_pair)
+        del new_pair, new_gram
         m = len(pair_idx)
         end = filled + m
-        np.add(dense[pair_idx], order_start[-1], out=gram_out[filled:end], casting="unsafe")
-        np.take(cap_sorted, pair_idx, out=cap_out[filled:end])
-        np.subtract(np.append(pair_idx[1:], len(cap_sorted)), pair_idx, out=count_out[filled:end], casting="unsafe")
+        if m:
+            gram_part = gram_out[filled:end]
+            np.take(dense, pair_idx, out=gram_part, mode="clip")  # indices are in range ("clip": unbuffered)
+            gram_part += order_start[-1]
+            np.take(cap_sorted, pair_idx, out=cap_out[filled:end], mode="clip")
+            np.subtract(pair_idx[1:], pair_idx[:-1], out=count_out[filled : end - 1], casting="unsafe")
+            count_out[end - 1] = len(cap_sorted) - pair_idx[-1]
         order_out[filled:end] = k - 1
         filled = end
         order_start.append(order_start[-1] + n_k)
+        del dense, cap_sorted, pair_idx
     return NgramCounts(
         gram=gram_out[:filled],
         caption=cap_out[:filled],
@@ -318,6 +372,27 @@ def count_ngrams(corpus: TokenizedCorpus, n: int = 4) -> NgramCounts:
         order_start=np.asarray(order_start, dtype=np.int64),
         first_position=np.concatenate(first_parts),
     )
+
+
+def _ngram_keys(ids, prefix_id, starts, k: int, n_words: int, shift: int | None) -> np.ndarray:
+    """The key of the k-gram at each of ``starts`` (positions, or their number for all of them): its
+    (k-1)-gram prefix id and its last word, and, with ``shift``, the position packed below them
+    (sorting the keys then sorts positions within a key). Built in blocks: no full-size temporaries."""
+    size = starts if isinstance(starts, int) else len(starts)
+    key = np.empty(size, dtype=np.int64)
+    for lo in range(0, size, _BLOCK):
+        at = np.arange(lo, min(lo + _BLOCK, size), dtype=np.int64) if isinstance(starts, int) else starts[lo : lo + _BLOCK]
+        part = key[lo : lo + _BLOCK]
+        if k == 1:
+            part[:] = ids[at]
+        else:
+            part[:] = prefix_id[at]
+            part *= n_words
+            part += ids[k - 1 :][at]
+        if shift is not None:
+            part <<= shift
+            part |= at
+    return key
 
 
 def segment_starts(*keys: np.ndarray) -> np.ndarray:

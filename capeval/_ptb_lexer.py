@@ -404,9 +404,11 @@ RULES: list[tuple[str, str | list[str], str | None, str]] = [
 # --------------------------------------------------------------------------------------------------
 
 try:  # Python >= 3.11
+    from re import _compiler as _sre_compile  # type: ignore[attr-defined]
     from re import _constants as _sre_c  # type: ignore[attr-defined]
     from re import _parser as _sre_parse  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - Python 3.10
+    import sre_compile as _sre_compile  # type: ignore[no-redef]
     import sre_constants as _sre_c  # type: ignore[no-redef]
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
@@ -441,6 +443,34 @@ _CAT = {
 }
 
 
+_ONE_CHAR = (_sre_c.LITERAL, _sre_c.NOT_LITERAL, _sre_c.ANY, _sre_c.IN)
+_CHAR_SETS: dict[tuple, frozenset[str]] = {}  # what one single-character item matches, per item
+
+
+def _char_set(op, av, icase: bool) -> frozenset[str]:
+    """The alphabet characters a single-character item matches (items recur across rules: each is
+    worked out once)."""
+    key = (op, tuple(av) if op is _sre_c.IN else av, icase)
+    chars = _CHAR_SETS.get(key)
+    if chars is None:
+        if op is _sre_c.LITERAL:
+            if icase:
+                lit = re.compile("(?i:" + re.escape(chr(av)) + ")")
+                chars = frozenset(c for c in ALPHABET if lit.fullmatch(c))
+            else:
+                chars = frozenset(chr(av))
+        elif op is _sre_c.NOT_LITERAL:
+            chars = frozenset(c for c in ALPHABET if ord(c) != av)
+        elif op is _sre_c.ANY:
+            chars = frozenset(c for c in ALPHABET if c != "\n")
+        else:
+            if icase:  # pragma: no cover - caseless scopes only ever hold literals
+                raise ValueError("character class inside a caseless group")
+            chars = frozenset(c for c in ALPHABET if _in_set(av, c))
+        _CHAR_SETS[key] = chars
+    return chars
+
+
 def _first(seq, icase: bool = False) -> tuple[set[str], bool]:
     """(possible first characters, can match empty) of a parsed sub-pattern."""
     chars: set[str] = set()
@@ -452,20 +482,9 @@ def _first(seq, icase: bool = False) -> tuple[set[str], bool]:
     return chars, True
 
 
-def _first_item(op, av, icase: bool) -> tuple[set[str], bool]:
-    if op is _sre_c.LITERAL:
-        if icase:
-            lit = re.compile("(?i:" + re.escape(chr(av)) + ")")
-            return {c for c in ALPHABET if lit.fullmatch(c)}, False
-        return {chr(av)}, False
-    if op is _sre_c.NOT_LITERAL:
-        return {c for c in ALPHABET if ord(c) != av}, False
-    if op is _sre_c.ANY:
-        return {c for c in ALPHABET if c != "\n"}, False
-    if op is _sre_c.IN:
-        if icase:  # pragma: no cover - caseless scopes only ever hold literals
-            raise ValueError("character class inside a caseless group")
-        return {c for c in ALPHABET if _in_set(av, c)}, False
+def _first_item(op, av, icase: bool) -> tuple[set[str] | frozenset[str], bool]:
+    if op in _ONE_CHAR:
+        return _char_set(op, av, icase), False
     if op is _sre_c.BRANCH:
         chars: set[str] = set()
         nullable = False
@@ -490,10 +509,11 @@ def _first_item(op, av, icase: bool) -> tuple[set[str], bool]:
     raise ValueError(f"unsupported regex op {op}")  # pragma: no cover
 
 
-def _first_chars(pattern: str) -> set[str]:
-    chars, nullable = _first(_sre_parse.parse(pattern))
+def _first_chars(parsed) -> set[str]:
+    """The characters a rule's match can start with, from its parsed regex."""
+    chars, nullable = _first(parsed)
     if nullable:  # pragma: no cover - every rule consumes at least one character
-        raise ValueError(f"rule can match the empty string: {pattern!r}")
+        raise ValueError("rule can match the empty string")
     return chars
 
 
@@ -523,9 +543,14 @@ class _LazyPattern:
 
     def __init__(self, pattern: str):
         self.pattern = pattern
+        self.parsed = None  # the parse of ``pattern`` the first-character analysis made, until compiled
 
     def _compile(self):
-        compiled = re.compile(self.pattern)
+        if self.parsed is not None:  # the program re.compile(self.pattern) makes, without parsing again
+            compiled = _sre_compile.compile(self.parsed)
+            self.parsed = None
+        else:
+            compiled = re.compile(self.pattern)
         self.match, self.fullmatch = compiled.match, compiled.fullmatch
         return compiled
 
@@ -588,8 +613,8 @@ _CANDIDATES: dict[str, tuple[_Rule, ...]] = {}
 def _build_candidates() -> None:
     table: dict[str, list[_Rule]] = {c: [] for c in ALPHABET}
     for rule in _RULES:
-        pat = rule.whole.pattern
-        for c in _first_chars(pat):
+        rule.whole.parsed = _sre_parse.parse(rule.whole.pattern)
+        for c in _first_chars(rule.whole.parsed):
             if c in table:
                 table[c].append(rule)
     for c, rules in table.items():

@@ -97,3 +97,63 @@ def test_rouge_tokens_keep_the_empty_token():
     corpus = ScoringCorpus(["", "a b"], [["x"], ["a"]])
     rt = corpus.rouge_tokens
     assert rt.lengths.tolist() == [1, 1, 2, 1]  # "" -> [""]
+
+
+def _direct_ngrams(words, n):
+    return Counter(tuple(words[i : i + k]) for k in range(1, n + 1) for i in range(len(words) - k + 1))
+
+
+def test_ngram_counts_of_long_captions_match_a_direct_count():
+    # counts above 255 and above 65535 (the count array narrows to the longest caption)
+    captions = ["a " * 300 + "b", "a a b", " ".join(["a"] * 70000), ""]
+    tok = encode_captions(captions)
+    grams = count_ngrams(tok, 3)
+    got = {}
+    for g, c, k in zip(grams.gram.tolist(), grams.caption.tolist(), grams.count.tolist()):
+        words = grams.gram_words(tok, np.array([g]))[0]
+        got[(c, tuple(tok.words[w] for w in words if w >= 0))] = k
+    expected = {(c, g): k for c, text in enumerate(captions) for g, k in _direct_ngrams(text.split(), 3).items()}
+    assert got == expected
+
+
+def _random_corpus(seed):
+    rng = np.random.default_rng(seed)
+    words = list("abcd")
+
+    def caption():
+        return " ".join(rng.choice(words, size=rng.integers(0, 7)))
+
+    hyps = [caption() for _ in range(60)]
+    refs = [[caption() for _ in range(rng.integers(1, 6))] for _ in hyps]
+    return hyps, refs
+
+
+def _gram_words(corpus, grams, g):
+    return tuple(corpus.tokens.words[w] for w in grams.gram_words(corpus.tokens, np.array([g]))[0] if w >= 0)
+
+
+def test_document_frequencies_match_a_direct_count():
+    for seed in range(3):
+        hyps, refs = _random_corpus(seed)
+        corpus = ScoringCorpus(hyps, refs)
+        grams = corpus.ngrams(4)
+        per_item = [set().union(*(_direct_ngrams(r.split(), 4) for r in rs)) for rs in refs]
+        expected = [sum(_gram_words(corpus, grams, g) in s for s in per_item) for g in range(grams.n_grams)]
+        assert corpus.document_frequencies(4).tolist() == expected
+
+
+def test_hypothesis_pairs_are_the_reference_entries_of_the_same_ngram_and_item():
+    for seed in range(3):
+        hyps, refs = _random_corpus(seed)
+        corpus = ScoringCorpus(hyps, refs)
+        grams = corpus.ngrams(4)
+        pairs = corpus.hypothesis_pairs(4)
+        got = sorted(zip(pairs.hyp_entry[pairs.owner].tolist(), pairs.ref_entry.tolist()))
+        item_of = corpus.caption_item[grams.caption].tolist()
+        is_hyp = corpus.caption_is_hyp[grams.caption].tolist()
+        gram = grams.gram.tolist()
+        expected = sorted(
+            (h, r) for h in range(len(gram)) if is_hyp[h] for r in range(len(gram)) if not is_hyp[r] and gram[r] == gram[h] and item_of[r] == item_of[h]
+        )
+        assert got == expected
+        assert pairs.hyp_entry.tolist() == [e for e in range(len(gram)) if is_hyp[e]]

@@ -13,6 +13,7 @@ import re
 import numpy as np
 
 from .._corpus import ScoringCorpus
+from .._ngrams import segment_starts
 from .base import Metric, Options
 
 TINY = 1e-15
@@ -33,28 +34,22 @@ def bleu_statistics(corpus: ScoringCorpus, n: int = 4) -> np.ndarray:
     for k in range(n):
         stats[:, 2 + k] = np.maximum(0, hyp_len - k)
 
-    # Entries are sorted by n-gram, then caption: a hypothesis entry is followed by the entries of the
-    # same n-gram in its item's references (the captions right after it), if any. Walking d = 1, 2...
-    # entries ahead, while they still belong there, gives each hypothesis n-gram its largest
-    # reference count, touching only hypothesis n-grams (a fifth of the entries).
+    # each hypothesis n-gram's largest count in its item's references: the reference entries it meets
+    # follow it, a run per hypothesis entry (see ScoringCorpus.hypothesis_pairs)
     grams = corpus.ngrams(n)
-    hyp_entry = np.flatnonzero(corpus.caption_is_hyp[grams.caption])
-    hyp_caption = grams.caption[hyp_entry]
-    item = corpus.caption_item[hyp_caption]
-    refs_end = hyp_caption + 1 + corpus.n_refs[item]  # one past its item's last reference caption
+    pairs = corpus.hypothesis_pairs(n)
+    hyp_entry = pairs.hyp_entry
     max_ref_count = np.zeros(len(hyp_entry), dtype=grams.count.dtype)
-    open_ = np.arange(len(hyp_entry))  # hypothesis n-grams whose reference entries may go on
-    for ahead in range(1, int(corpus.n_refs.max(initial=0)) + 1):
-        at = hyp_entry[open_] + ahead
-        inside = at < len(grams.gram)
-        open_, at = open_[inside], at[inside]
-        same = (grams.gram[at] == grams.gram[hyp_entry[open_]]) & (grams.caption[at] < refs_end[open_])
-        open_, at = open_[same], at[same]
-        if not len(open_):
-            break
-        max_ref_count[open_] = np.maximum(max_ref_count[open_], grams.count[at])
-    clipped = np.minimum(grams.count[hyp_entry], max_ref_count)
-    correct = np.bincount(item * n + grams.order[hyp_entry], weights=clipped, minlength=corpus.n_items * n)
+    if len(pairs.owner):
+        run_start = np.flatnonzero(segment_starts(pairs.owner))
+        max_ref_count[pairs.owner[run_start]] = np.maximum.reduceat(grams.count[pairs.ref_entry], run_start)
+        del run_start
+    clipped = np.minimum(grams.count[hyp_entry], max_ref_count).astype(np.float64)
+    del max_ref_count
+    slot = corpus.caption_item[grams.caption[hyp_entry]]  # the item, then its (item, order) slot
+    slot *= n
+    slot += grams.order[hyp_entry]
+    correct = np.bincount(slot, weights=clipped, minlength=corpus.n_items * n)
     stats[:, 2 + n :] = correct.reshape(corpus.n_items, n)
     return stats
 

@@ -23,7 +23,7 @@ from ..df import DocumentFrequencies
 from ..errors import OptionError
 from .base import SIGMA, MeanMetric, Options
 
-_CHUNK = 1 << 21
+_CHUNK = 1 << 21  # the blocks of the norms' sums: changing it changes their rounding
 
 __all__ = ["SIGMA", "CIDEr", "CIDErD", "CorpusFrequencies", "cider_scores", "cider_from_pairs", "idf_weights"]
 
@@ -62,11 +62,16 @@ def cider_from_pairs(
     differences; pairs of hypothesis i are rows ``group_start[i]:group_start[i + 1]`` (``n_refs[i]`` of
     them). The cosine per order, times the Gaussian length penalty for CIDEr-D, averaged over orders,
     summed over references, divided by their number, times 10."""
-    both = (norm_hyp != 0) & (norm_ref != 0)
-    sim = np.where(both, dot / np.where(both, norm_hyp * norm_ref, 1.0), dot)
+    # the cosine dot / (norm_hyp * norm_ref) where both norms are non-zero, else the dot itself; in place
+    either_zero = (norm_hyp == 0) | (norm_ref == 0)
+    sim = norm_hyp * norm_ref
+    sim[either_zero] = 1.0
+    np.divide(dot, sim, out=sim)
+    sim[either_zero] = dot[either_zero]
+    del either_zero
     if defended:
         delta = length_delta.astype(np.float64)
-        sim = sim * np.power(np.e, -(delta**2) / (2 * sigma**2))[:, None]
+        sim *= np.power(np.e, -(delta**2) / (2 * sigma**2))[:, None]
     if not len(sim):
         return np.zeros(len(n_refs))
     per_item = np.add.reduceat(sim, group_start, axis=0)  # (N, n): sum over references
@@ -108,28 +113,32 @@ def cider_scores(
     else:
         doc_freq = state.lookup(grams.gram_words(corpus.tokens, np.arange(grams.n_grams)), corpus.tokens.words)
     weight = idf_weights(doc_freq, state.ref_len)
-    value = weight[grams.gram]  # tf-idf weight of each (n-gram, caption) entry
-    value *= grams.count
-    del weight, doc_freq
+    del doc_freq
+
+    def values(entries) -> np.ndarray:  # tf-idf weight of (n-gram, caption) entries
+        value = weight[grams.gram[entries]]
+        value *= grams.count[entries]
+        return value
 
     n_captions = corpus.tokens.n_captions
     norm = np.zeros(n_captions * n)
-    for lo in range(0, len(value), _CHUNK):  # in chunks: no full-size temporaries at the peak
+    for lo in range(0, len(grams.gram), _CHUNK):  # in chunks: no entry-sized temporaries
         part = slice(lo, lo + _CHUNK)
-        norm += np.bincount(grams.caption[part] * n + grams.order[part], weights=np.square(value[part]), minlength=n_captions * n)
+        squares = values(part)
+        np.square(squares, out=squares)
+        slot = grams.caption[part].astype(np.intp)  # bincount's index type: no conversion copy
+        slot *= n
+        slot += grams.order[part]
+        norm += np.bincount(slot, weights=squares, minlength=n_captions * n)
+        del squares, slot  # before the next block's
     norm = np.sqrt(norm).reshape(n_captions, n)
 
-    # entries of one (n-gram, item) segment: the hypothesis' entry first (if any), then references'
-    seg = corpus.segments(n)
-    is_hyp, seg_id = seg.is_hyp, seg.seg_id
-    hyp_value = np.zeros(len(seg.first))
-    has_hyp = np.zeros(len(seg.first), dtype=bool)
-    hyp_value[seg_id[is_hyp]] = value[is_hyp]
-    has_hyp[seg_id[is_hyp]] = True
-    pair = ~is_hyp & has_hyp[seg_id]  # reference entries sharing an n-gram with their hypothesis
-    product = clipped_products(hyp_value[seg_id[pair]], value[pair], defended)
-    del value
-    dot = np.bincount(grams.caption[pair] * n + grams.order[pair], weights=product, minlength=n_captions * n)
+    # reference entries sharing an n-gram with their item's hypothesis, each with the hypothesis' entry
+    pairs = corpus.hypothesis_pairs(n)
+    ref_entry = pairs.ref_entry
+    product = clipped_products(values(pairs.hyp_entry[pairs.owner]), values(ref_entry), defended)
+    dot = np.bincount(grams.caption[ref_entry] * n + grams.order[ref_entry], weights=product, minlength=n_captions * n)
+    del product
     dot = dot.reshape(n_captions, n)[corpus.ref_caption]  # (R, n)
 
     bigrams = bigram_lengths(corpus.tokens.lengths, n)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from .._corpus import ScoringCorpus
-from .._ngrams import find_sorted, segment_starts
+from .._ngrams import SortedKeys, segment_starts
 from .base import MeanMetric, Options
 
 BETA = 1.2
 _WORD_BITS = 64
+_REF_BLOCK = 1 << 13  # references per block of mask lookups
 
 
 def _lcs_dynamic(a: np.ndarray, b: np.ndarray) -> int:
@@ -39,6 +40,23 @@ def _token_positions(offsets: np.ndarray, captions: np.ndarray):
     return offsets[captions][owner] + within, owner, within
 
 
+def _reference_masks(corpus, tok, mask_keys, masks, ref_tok_start, n_tokens) -> np.ndarray:
+    """For every reference token, the mask of its word in its item's hypothesis (a word absent from
+    it finds -1, which reads the zero mask appended last); looked up in blocks of references."""
+    mask_index = SortedKeys(mask_keys, build=n_tokens >= 4096)  # its set-up's temporaries come and go first
+    tok_mask = np.empty(n_tokens, dtype=np.uint64)
+    masks = np.append(masks, np.uint64(0))
+    n_words = max(len(tok.words), 1)
+    for lo in range(0, len(ref_tok_start), _REF_BLOCK):
+        block = slice(lo, lo + _REF_BLOCK)
+        pos, owner, _ = _token_positions(tok.offsets, corpus.ref_caption[block])
+        query = corpus.ref_item[block][owner] * n_words
+        query += tok.word_ids[pos]
+        start = int(ref_tok_start[lo])
+        tok_mask[start : start + len(query)] = masks[mask_index.find(query)]
+    return tok_mask
+
+
 def lcs_lengths(corpus: ScoringCorpus) -> np.ndarray:
     """LCS length of each item's hypothesis with each of its references, shape (R,)."""
     tok = corpus.rouge_tokens
@@ -50,28 +68,29 @@ def lcs_lengths(corpus: ScoringCorpus) -> np.ndarray:
 
     # match masks: for (item, word), the bits of the hypothesis positions holding that word
     hyp_pos, hyp_owner, hyp_offset = _token_positions(tok.offsets, corpus.hyp_caption[short])
-    hyp_item = np.flatnonzero(short)[hyp_owner]
     bit = np.left_shift(np.uint64(1), hyp_offset.astype(np.uint64))
-    key = hyp_item * n_words + tok.word_ids[hyp_pos]
+    del hyp_offset
+    key = np.flatnonzero(short)[hyp_owner]  # the item, then its (item, word) key
+    del hyp_owner
+    key *= n_words
+    key += tok.word_ids[hyp_pos]
+    del hyp_pos
     order = np.argsort(key, kind="stable")
     key, bit = key[order], bit[order]
+    del order
     first = np.flatnonzero(segment_starts(key))
     mask_keys = key[first]
     masks = np.bitwise_or.reduceat(bit, first) if len(first) else np.zeros(0, np.uint64)
+    del bit, key, first
 
-    # every reference token looks up the mask of its word in its item's hypothesis
-    ref_pos, ref_owner, _ = _token_positions(tok.offsets, corpus.ref_caption)
-    query = corpus.ref_item[ref_owner] * n_words + tok.word_ids[ref_pos]
-    idx = find_sorted(mask_keys, query)
-    found = idx >= 0
-    tok_mask = np.zeros(len(query), dtype=np.uint64)
-    tok_mask[found] = masks[idx[found]]
+    ref_tok_start = np.cumsum(ref_len) - ref_len  # start of each reference in tok_mask
+    tok_mask = _reference_masks(corpus, tok, mask_keys, masks, ref_tok_start, int(ref_len.sum()))
+    del mask_keys, masks
 
     # bit-parallel LCS over all pairs; references sorted by length so column j touches only longer ones
     pair_short = short[corpus.ref_item]
     refs = np.flatnonzero(pair_short)
     refs = refs[np.argsort(-ref_len[refs], kind="stable")]
-    ref_tok_start = np.cumsum(ref_len) - ref_len  # start of each reference in tok_mask
     state = np.full(len(refs), np.uint64(2**64 - 1), dtype=np.uint64)
     sorted_len = ref_len[refs]
     for j in range(int(sorted_len[0]) if len(refs) else 0):

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .._ngrams import find_in_sorted, map_vocabulary, pack_ngram_rows, packs_exactly
-from ._adapter import DfPart, _unique_rows, chunk_frequency_rows, finish_state
+from ._adapter import DfPart, _sum_by_key, _unique_rows, chunk_frequency_rows, finish_state
 
 BUCKET_BITS = 8  # 256 buckets: a 4M-image generated corpus (~50M distinct n-grams) gives ~2 MB each
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # odd: mixes the high bits, which pick the bucket
@@ -50,7 +50,7 @@ class FrequencySpill:
         self.n = n
         self.vocabulary: dict[str, int] = {}
         self.n_items = 0
-        self._files: dict[int, object] = {}
+        self._buckets: set[int] = set()  # buckets with rows on disk
 
     def _path(self, bucket: int, kind: str) -> Path:
         return self.directory / f"df-{bucket:03d}.{kind}"
@@ -70,11 +70,11 @@ class FrequencySpill:
         order = np.argsort(buckets, kind="stable")
         table, buckets = table[order], buckets[order]
         bounds = np.searchsorted(buckets, np.arange((1 << BUCKET_BITS) + 1))
-        for bucket in np.flatnonzero(np.diff(bounds)):
-            fh = self._files.get(bucket)
-            if fh is None:
-                fh = self._files[bucket] = open(self._path(bucket, "rows"), "ab")  # noqa: SIM115 - closed in finish/close
-            fh.write(table[bounds[bucket] : bounds[bucket + 1]].tobytes())
+        for bucket in np.flatnonzero(np.diff(bounds)).tolist():
+            # opened per write: 256 files held open would exceed macOS's default limit of 256
+            with open(self._path(bucket, "rows"), "ab") as fh:
+                fh.write(table[bounds[bucket] : bounds[bucket + 1]].tobytes())
+            self._buckets.add(bucket)
 
     def _bucket_rows(self, bucket: int) -> np.ndarray:
         return np.fromfile(self._path(bucket, "rows"), dtype=np.int32).reshape(-1, self.n + 1)
@@ -82,9 +82,8 @@ class FrequencySpill:
     def finish(self):
         """The frequencies of everything added: :class:`SpilledFrequencies`, or (vocabulary too large to
         pack) the in-memory table the other engines use."""
-        self.close_files()
         base = len(self.vocabulary) + 1
-        buckets = sorted(self._files)
+        buckets = sorted(self._buckets)
         if not packs_exactly(base, self.n):
             return self._in_memory(buckets)
         for bucket in buckets:
@@ -92,11 +91,9 @@ class FrequencySpill:
             keys = pack_ngram_rows(table[:, : self.n], base)
             counts = table[:, self.n].astype(np.int64)
             del table
-            order = np.argsort(keys)
-            keys, counts = keys[order], counts[order]
-            first = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-            np.save(self._path(bucket, "keys.npy"), keys[first])
-            np.save(self._path(bucket, "counts.npy"), np.add.reduceat(counts, first) if len(first) else counts)
+            keys, counts = _sum_by_key(keys, counts)  # a bucket file is never empty
+            np.save(self._path(bucket, "keys.npy"), keys)
+            np.save(self._path(bucket, "counts.npy"), counts)
             os.remove(self._path(bucket, "rows"))
         return SpilledFrequencies(self, buckets)
 
@@ -114,9 +111,6 @@ class FrequencySpill:
             counts.append(summed)
         return finish_state(DfPart(words, grams, counts, self.n_items))
 
-    def close_files(self) -> None:
-        for fh in self._files.values():
-            fh.close()
 
 
 class SpilledFrequencies:

@@ -89,7 +89,7 @@ def stream_evaluate(
     ids_seen = IdRegistry(source)
     tokenized = (tokenize_chunk(c, ra, pa, plan.tokenizer) for c, ra, pa in with_lookahead(source.chunks(chunk_size, ids_seen)))
     handles: dict = {}
-    spool = workdir = spill = None
+    spool = workdir = None
     try:
         handles, skipped = adapter.start(plan, chunk_size)
         with PerItemSink(per_item, collect_per_item) as sink:
@@ -110,8 +110,6 @@ def stream_evaluate(
                 ids_seen.check()
             result = totals.result("stream", skipped, {"chunks": totals.n_chunks, "chunk_size": chunk_size})
     finally:
-        if spill is not None:
-            spill.close_files()
         if spool is not None:
             spool.close()
         if workdir is not None:

@@ -261,6 +261,8 @@ def _check_id(value, path: Path, where: str):
 
 
 def _check_caption(value, path: Path, where: str) -> str:
+    if type(value) is str:  # the common case first: the ABC check below is slow per caption
+        return value
     if isinstance(value, Mapping) and "caption" in value:  # {"caption": ...} entries (pycocoevalcap's gts)
         value = value["caption"]
     return check_caption(value, f"{path}, {where}")  # the one caption check (capeval._inputs)

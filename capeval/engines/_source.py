@@ -172,9 +172,7 @@ def reference_records(path: Path, kind: str) -> Iterator[tuple[object, list[str]
         column = "caption" if "caption" in obj else ("caption_gt" if "caption_gt" in obj else None)
         if column is None:
             raise FormatError(f"{path}, {where}: no caption (expected 'caption', 'caption_gt' or one of {', '.join(REF_LIST_FIELDS)})")
-        caption = obj[column]
-        if type(caption) is not str:
-            caption = _check_caption(caption, path, where)
+        caption = _check_caption(obj[column], path, where)
         if captions is not None and key == current:
             captions.append(caption)
             continue
@@ -197,7 +195,7 @@ def prediction_records(path: Path, kind: str) -> Iterator[tuple[object, str, str
             if len(caption) != 1:
                 raise FormatError(f"{path}, {where}: image {key!r} has {len(caption)} captions; one prediction per image is expected")
             caption = caption[0]
-        yield key, caption if type(caption) is str else _check_caption(caption, path, where), where
+        yield key, _check_caption(caption, path, where), where
 
 
 def _whole_file(path: Path, fmt: str, role: str, split: str | None):

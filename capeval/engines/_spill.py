@@ -112,7 +112,6 @@ class FrequencySpill:
         return finish_state(DfPart(words, grams, counts, self.n_items))
 
 
-
 class SpilledFrequencies:
     """The finished bucket tables; answers CIDEr's ``lookup`` and ``ref_len`` with the numbers of an
     in-memory :class:`~capeval.df.DocumentFrequencies` of the same references."""

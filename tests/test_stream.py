@@ -477,3 +477,23 @@ def test_options_of_another_engine_are_refused_with_the_memory_engine(tmp_path, 
     preds_file = _write_jsonl(tmp_path / "preds.jsonl", [{"image_id": 1, "caption": "a dog"}])
     assert cli_main(["score", str(refs_file), str(preds_file), "--workers", "2"]) == 2
     assert "--workers and --scheduler go with --engine dask" in capsys.readouterr().err
+
+
+def test_a_score_does_not_depend_on_the_other_items_scored_with_it():
+    """Scored with one set of document frequencies, an item gets the same per-item numbers whole or
+    in any part of the corpus, past the size where the n-gram entries (here ~2.6M) once went through
+    CIDEr's norms in blocks that split captions' sums (their rounding then depended on the corpus)."""
+    rng = np.random.default_rng(7)
+    words = np.array([f"w{k}" for k in range(400)])
+    zipf = 1.0 / np.arange(1, 401)
+
+    def caption():
+        return " ".join(rng.choice(words, size=int(rng.integers(8, 16)), p=zipf / zipf.sum()))
+
+    refs = {k: [caption() for _ in range(5)] for k in range(12_000)}
+    preds = {k: caption() for k in refs}
+    df = DocumentFrequencies.from_references(refs, tokenizer="none")
+    whole = capeval.evaluate(refs, preds, ["cider_d", "cider"], df=df, tokenizer="none").per_item
+    for lo, hi in [(0, 4_999), (4_999, 12_000)]:
+        part = capeval.evaluate({k: refs[k] for k in range(lo, hi)}, {k: preds[k] for k in range(lo, hi)}, ["cider_d", "cider"], df=df, tokenizer="none")
+        np.testing.assert_array_equal(part.per_item.to_numpy(), whole.loc[list(range(lo, hi))].to_numpy())

@@ -10,12 +10,14 @@ import threading
 import time
 
 import pytest
+from test_raw_reading import many_items, write_shards
 from test_stream import METRICS, assert_same, tricky_data
 
 import capeval
 from benchmarks import datasets
 from capeval.cli import main as cli_main
-from capeval.engines import dask_evaluate
+from capeval.engines import dask_evaluate, stream_evaluate
+from capeval.errors import DuplicateIdError, FormatError
 
 distributed = pytest.importorskip("distributed", reason="the dask engine needs the 'dask' extra (dask, distributed)")
 shared = pytest.mark.skipif(not datasets.available(), reason="needs ../shared/data (COCO subset and NICE val)")
@@ -42,8 +44,53 @@ def test_partition_boundaries(client, partition_size):
     assert_same(memory, dask_evaluate(refs, preds, METRICS, partition_size=partition_size, client=client, collect_per_item=True))
 
 
-@shared
-def test_coco_leave_one_out(client):
+@pytest.mark.parametrize("partition_size", [1, 4, 100])
+def test_jsonl_files_are_parsed_on_the_workers(client, tmp_path, partition_size):
+    """Lines cut by the driver, parsed, tokenized (look-ahead from the next partitions' heads) and
+    formatted as per-item rows on the workers: evaluate()'s numbers, and the per-item files of the
+    stream engine byte for byte (its rows are formatted by the driver)."""
+    refs, preds = many_items()
+    paths = write_shards(tmp_path, refs, preds, shards=3)
+    memory = capeval.evaluate(refs, preds, METRICS)
+    for suffix in (".csv", ".jsonl", ".json"):
+        result = dask_evaluate(*paths, METRICS, partition_size=partition_size, client=client, collect_per_item=True, per_item=tmp_path / f"dask{suffix}")
+        assert result.details["read_by"] == "workers"
+        assert_same(memory, result)
+        stream_evaluate(*paths, METRICS, chunk_size=7, per_item=tmp_path / f"stream{suffix}")
+        assert (tmp_path / f"dask{suffix}").read_bytes() == (tmp_path / f"stream{suffix}").read_bytes()
+
+
+def test_inputs_lines_cannot_cut_are_read_by_the_driver(client, tmp_path):
+    """One-caption reference records (a group may cross partitions): the job starts again item by item."""
+    refs, preds = tricky_data()
+    with open(tmp_path / "refs.jsonl", "w") as fh:
+        fh.writelines(json.dumps({"image_id": k, "caption": c}) + "\n" for k, v in refs.items() for c in v)
+    with open(tmp_path / "preds.jsonl", "w") as fh:
+        fh.writelines(json.dumps({"image_id": k, "caption": v}) + "\n" for k, v in preds.items())
+    result = dask_evaluate(tmp_path / "refs.jsonl", tmp_path / "preds.jsonl", METRICS, partition_size=2, client=client, collect_per_item=True)
+    assert result.details["read_by"] == "driver"
+    assert_same(capeval.evaluate(refs, preds, METRICS), result)
+
+
+def test_errors_found_on_the_workers_are_the_stream_engines(client, tmp_path):
+    refs, preds = many_items()
+    paths = write_shards(tmp_path, refs, preds, shards=2)
+    lines = paths[1][1].read_text().splitlines(keepends=True)
+    paths[1][1].write_text("".join(lines[:5]) + '{"image_id": "x", "caption": \n' + "".join(lines[6:]))
+    with pytest.raises(FormatError) as streamed:
+        stream_evaluate(*paths, METRICS, chunk_size=3)
+    with pytest.raises(FormatError) as dasked:
+        dask_evaluate(*paths, METRICS, partition_size=3, client=client)
+    assert str(dasked.value) == str(streamed.value) and f"{paths[1][1]}, line 6" in str(dasked.value)
+    paths = write_shards(tmp_path, refs, preds, shards=2)
+    for side in paths:  # an id again, in another partition
+        side[1].write_text(side[1].read_text() + side[0].read_text().splitlines(keepends=True)[0])
+    with pytest.raises(DuplicateIdError) as streamed:
+        stream_evaluate(*paths, METRICS, chunk_size=3)
+    with pytest.raises(DuplicateIdError) as dasked:
+        dask_evaluate(*paths, METRICS, partition_size=3, client=client)
+    assert str(dasked.value) == str(streamed.value) and "'0-1'" in str(dasked.value)
+
     refs, preds = datasets.coco_leave_one_out()
     memory = capeval.evaluate(refs, preds, METRICS)
     result = dask_evaluate(refs, preds, METRICS, partition_size=997, client=client, fan_in=2, collect_per_item=True)
@@ -80,11 +127,15 @@ def test_cli_engine_dask(cluster, tmp_path, capsys):
 
 
 @shared
-def test_killed_worker_changes_nothing(client):
-    """SIGKILL a worker holding tokenized partitions mid-job: the scheduler recomputes what it held and
-    the job ends with the numbers of an undisturbed run."""
+@pytest.mark.parametrize("inputs", ["mappings", "jsonl files"])
+def test_killed_worker_changes_nothing(client, tmp_path, inputs):
+    """SIGKILL a worker holding tokenized partitions mid-job: the scheduler recomputes what it held
+    (from the items, or from the lines the workers parse) and the job ends with the numbers of an
+    undisturbed run."""
     refs, preds = datasets.coco_leave_one_out()
     memory = capeval.evaluate(refs, preds, METRICS)
+    if inputs == "jsonl files":
+        refs, preds = write_shards(tmp_path, refs, preds, shards=3)
     pids = client.run(os.getpid)
     box: dict = {}
 
@@ -110,5 +161,6 @@ def test_killed_worker_changes_nothing(client):
     assert killed_mid_job
     assert "error" not in box, box.get("error")
     assert_same(memory, box["result"])
+    assert box["result"].details["read_by"] == ("workers" if inputs == "jsonl files" else "driver")
     client.wait_for_workers(2, timeout=60)
     assert pids[victim] not in client.run(os.getpid).values()  # the nanny started a fresh worker

@@ -273,7 +273,7 @@ class RunningTotals:
         for metric, s in contribution["sums"].items():
             self.sums[metric] = self.sums[metric] + s if metric in self.sums else np.array(s, dtype=np.float64)
         self.parts = self.parts or contribution["signature_parts"]
-        self.sink.write(contribution["ids"], contribution["per_item"])
+        self.sink.write(contribution["ids"], contribution["per_item"], contribution.get("per_item_text"))
         self.n_items += len(contribution["ids"])
         self.n_chunks += 1
         low = contribution["min_refs"]

@@ -46,6 +46,24 @@ def _frame(ids: list, columns: dict[str, np.ndarray]):
     return pd.DataFrame(columns, index=pd.Index(ids, name="image_id")).reset_index()
 
 
+def per_item_kind(path) -> str:
+    """The per-item file layout a path asks for: ``json``, ``jsonl`` or ``csv``."""
+    return {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(Path(path).suffix.lower(), "csv")
+
+
+def format_rows(kind: str, ids: list, columns: dict[str, np.ndarray], first: bool) -> str:
+    """One chunk's rows as text of a per-item file of ``kind``; ``first``: the file's first chunk (the
+    CSV header, no separator before the first ``.json`` record)."""
+    frame = _frame(ids, columns)
+    if kind == "csv":
+        return frame.to_csv(index=False, header=first, lineterminator="\n", float_format="%.17g")
+    if kind == "jsonl":
+        return frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=15)
+    # .json: records now, the enclosing object (with the signature) at commit
+    records = json.loads(frame.to_json(orient="records", force_ascii=False, double_precision=15))
+    return "".join(("" if first and k == 0 else ", ") + json.dumps(r, ensure_ascii=False) for k, r in enumerate(records))
+
+
 class PerItemSink:
     """Collects per-item scores chunk by chunk: into a file (``path``), into memory, or both."""
 
@@ -56,8 +74,9 @@ class PerItemSink:
         self._stack = contextlib.ExitStack()
         self._fh = None
         self._first = True
+        self.kind = None  # the file's layout (format_rows), with a path
         if self.path is not None:
-            self.kind = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(self.path.suffix.lower(), "csv")
+            self.kind = per_item_kind(self.path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # rows first go to a temporary file beside the target (same file system: the rename is atomic)
             self._fh = self._stack.enter_context(
@@ -70,21 +89,14 @@ class PerItemSink:
     def __exit__(self, *exc) -> None:
         self._stack.close()  # removes the temporary rows; commit() has renamed a copy if all went well
 
-    def write(self, ids: list, columns: dict[str, np.ndarray]) -> None:
-        if self._fh is None and not self.collect:
-            return
-        frame = _frame(ids, columns)
+    def write(self, ids: list, columns: dict[str, np.ndarray], text: str | None = None) -> None:
+        """One chunk's rows, in input order; ``text``: the rows already formatted by :func:`format_rows`
+        for this file (a Dask worker formats its own partition's rows)."""
         if self.collect:
-            self._frames.append(frame)
+            self._frames.append(_frame(ids, columns))
         if self._fh is None:
             return
-        if self.kind == "csv":
-            self._fh.write(frame.to_csv(index=False, header=self._first, lineterminator="\n", float_format="%.17g"))
-        elif self.kind == "jsonl":
-            self._fh.write(frame.to_json(orient="records", lines=True, force_ascii=False, double_precision=15))
-        else:  # .json: records now, the enclosing object (with the signature) at commit
-            records = json.loads(frame.to_json(orient="records", force_ascii=False, double_precision=15))
-            self._fh.write("".join(("" if self._first and k == 0 else ", ") + json.dumps(r, ensure_ascii=False) for k, r in enumerate(records)))
+        self._fh.write(text if text is not None else format_rows(self.kind, ids, columns, self._first))
         self._first = False
 
     def frame(self):

@@ -13,6 +13,13 @@ The PTB tokenizer looks one caption ahead (a caption's tokens can depend on the 
 chunk carries the first captions of the chunks after it (:func:`with_lookahead`): tokenized this way,
 chunk by chunk, every caption gets exactly the tokens of one call over all references (then one over
 all predictions), which is what :func:`capeval.evaluate` does.
+
+JSONL inputs of one record per image (a list of references per line) can also be cut into
+:class:`RawChunk` s, whole lines of bytes that are parsed and validated where they are scored (a Dask
+worker: :func:`parse_raw_chunk`), so that the process reading the files only splits lines. Any input
+this cut does not fit (grouped one-caption records, sides of different lengths, lone carriage
+returns, non-ASCII blank lines) raises :class:`RawLayoutError`, and the caller reads it item by item
+instead, which gives every item and every error exactly.
 """
 
 from __future__ import annotations
@@ -34,6 +41,30 @@ from ..formats import ID_FIELDS, REF_LIST_FIELDS, _check_caption, _check_id, _fi
 
 LAZY_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _LAZY_FORMATS = {"jsonl": "jsonl", "ndjson": "jsonl", "nice": "csv", "nice-submission": "csv", "csv": "csv", "parquet": "parquet"}
+
+
+class RawLayoutError(Exception):
+    """The input does not fit raw reading (see the module notes): read it item by item instead.
+    Not a :class:`~capeval.errors.CapevalError`: no user sees it."""
+
+
+@dataclass
+class RawSegment:
+    """Whole lines ``data`` of the file ``path``, the first of them line ``first_line``."""
+
+    path: Path
+    first_line: int
+    data: bytes
+
+
+@dataclass
+class RawChunk:
+    """``size`` items as unparsed lines: the same ``size`` non-blank lines of each side."""
+
+    references: list[RawSegment]
+    predictions: list[RawSegment]
+    size: int
+    start: int
 
 
 @dataclass
@@ -79,11 +110,18 @@ def _lazy_kind(path: Path, format: str) -> str | None:
     return LAZY_SUFFIXES.get(suffixes[-1] if suffixes else "")
 
 
-def _open_text(path: Path):
+def _open_binary(path: Path):
     with open(path, "rb") as fh:
         magic = fh.read(2)
-    raw = gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def _open_text(path: Path):
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="")
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> FormatError:
+    return FormatError(f"{path}: not valid UTF-8 ({exc.reason}); re-save it as UTF-8")
 
 
 def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -91,12 +129,21 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
         try:
             yield from enumerate(fh, start=1)
         except UnicodeDecodeError as exc:
-            raise FormatError(f"{path}: not valid UTF-8 ({exc.reason}); re-save it as UTF-8") from None
+            raise _not_utf8(path, exc) from None
+
+
+def _segment_lines(segment: RawSegment) -> Iterator[tuple[int, str]]:
+    """The numbered lines of a segment, split as :func:`_text_lines` splits the file."""
+    try:  # lines end at b"\n", never inside a UTF-8 sequence: decoding a segment is decoding its lines
+        text = segment.data.decode("utf-8-sig" if segment.first_line == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(segment.path, exc) from None
+    return enumerate(io.StringIO(text, newline=""), start=segment.first_line)
 
 
 # -- records: (id, value, where) --------------------------------------------------------------------
-def _jsonl_objects(path: Path) -> Iterator[tuple[str, object]]:
-    for number, line in _text_lines(path):
+def _jsonl_objects(path: Path, lines: Iterable[tuple[int, str]] | None = None) -> Iterator[tuple[str, object]]:
+    for number, line in _text_lines(path) if lines is None else lines:
         if line.strip():
             yield f"line {number}", _parse_json(path, line, where=f", line {number}")
 
@@ -151,10 +198,12 @@ def _record_id(path: Path, obj, where: str):
     return _check_id(obj[id_field], path, where)
 
 
-def reference_records(path: Path, kind: str) -> Iterator[tuple[object, list[str], str]]:
-    """``(id, [captions], where)`` per image; consecutive one-caption records of an id are grouped."""
+def reference_records(path: Path, records: Iterable[tuple[str, object]], lists_only: bool = False) -> Iterator[tuple[object, list[str], str]]:
+    """``(id, [captions], where)`` per image; consecutive one-caption records of an id are grouped
+    (``lists_only``: a one-caption record raises :class:`RawLayoutError`: its group may go on past
+    the lines at hand)."""
     current, captions, first_where = None, None, ""
-    for where, obj in _records(path, kind):
+    for where, obj in records:
         key = _record_id(path, obj, where)
         list_field = _field(obj, REF_LIST_FIELDS)
         if list_field is not None:
@@ -170,6 +219,8 @@ def reference_records(path: Path, kind: str) -> Iterator[tuple[object, list[str]
             current, captions = None, None
             continue
         column = "caption" if "caption" in obj else ("caption_gt" if "caption_gt" in obj else None)
+        if lists_only:
+            raise RawLayoutError(f"{path}, {where}: one caption per record")
         if column is None:
             raise FormatError(f"{path}, {where}: no caption (expected 'caption', 'caption_gt' or one of {', '.join(REF_LIST_FIELDS)})")
         caption = _check_caption(obj[column], path, where)
@@ -183,9 +234,9 @@ def reference_records(path: Path, kind: str) -> Iterator[tuple[object, list[str]
         yield current, captions, first_where
 
 
-def prediction_records(path: Path, kind: str) -> Iterator[tuple[object, str, str]]:
+def prediction_records(path: Path, records: Iterable[tuple[str, object]]) -> Iterator[tuple[object, str, str]]:
     """``(id, caption, where)`` per image."""
-    for where, obj in _records(path, kind):
+    for where, obj in records:
         key = _record_id(path, obj, where)
         if "caption" not in obj:
             hint = " (a list of captions: is this a references file?)" if _field(obj, REF_LIST_FIELDS) else ""
@@ -208,19 +259,44 @@ def _whole_file(path: Path, fmt: str, role: str, split: str | None):
     return ((key, value, f"id {key!r}") for key, value in preds.items())
 
 
+def _placed(path: Path, records: Iterable[tuple[object, object, str]]) -> Iterator[tuple[object, object, str]]:
+    for key, value, where in records:
+        yield key, value, f"{path}, {where}"
+
+
 def _side(paths: list[Path], fmt: str, role: str, split: str | None) -> Iterator[tuple[object, object, str]]:
     for path in paths:
         kind = _lazy_kind(path, fmt)
         if kind is None:
             records = _whole_file(path, fmt, role, split)
+        elif role == "references":
+            records = reference_records(path, _records(path, kind))
         else:
-            records = reference_records(path, kind) if role == "references" else prediction_records(path, kind)
+            records = prediction_records(path, _records(path, kind))
         empty = True
-        for key, value, where in records:
+        for item in _placed(path, records):
             empty = False
-            yield key, value, f"{path}, {where}"
+            yield item
         if empty:
             raise FormatError(f"{path}: no {role} found")
+
+
+def _aligned(refs: Iterator[tuple], preds: Iterator[tuple]) -> Iterator[tuple[object, object, object, str]]:
+    """``(id, references, prediction, where)``: the two sides item by item, their ids checked."""
+    for key, references, ref_where in refs:
+        pred_item = next(preds, None)
+        if pred_item is None:
+            raise MissingIdError(f"{ref_where}: id {key!r} has references but the predictions ended (they must list the same ids in the same order)")
+        pred_key, prediction, pred_where = pred_item
+        if pred_key != key and str(pred_key) != str(key):
+            raise MissingIdError(
+                f"{pred_where}: prediction for id {pred_key!r} where the references ({ref_where}) have id {key!r}; "
+                "the stream and dask engines read both sides in the same id order (sort both, or use --engine memory)"
+            )
+        yield key, references, prediction, ref_where
+    extra = next(preds, None)
+    if extra is not None:
+        raise MissingIdError(f"{extra[2]}: prediction for id {extra[0]!r} after the last reference (the predictions hold more ids)")
 
 
 # -- aligned items ----------------------------------------------------------------------------------
@@ -248,21 +324,30 @@ class ItemSource:
             return
         refs = _side(self.refs_paths, self.refs_format, "references", self.split)
         preds = _side(self.preds_paths, self.preds_format, "predictions", None)
-        for ref_item in refs:
-            pred_item = next(preds, None)
-            key, references, ref_where = ref_item
-            if pred_item is None:
-                raise MissingIdError(f"{ref_where}: id {key!r} has references but the predictions ended (they must list the same ids in the same order)")
-            pred_key, prediction, pred_where = pred_item
-            if pred_key != key and str(pred_key) != str(key):
-                raise MissingIdError(
-                    f"{pred_where}: prediction for id {pred_key!r} where the references ({ref_where}) have id {key!r}; "
-                    "the stream and dask engines read both sides in the same id order (sort both, or use --engine memory)"
-                )
-            yield key, references, prediction, ref_where
-        extra = next(preds, None)
-        if extra is not None:
-            raise MissingIdError(f"{extra[2]}: prediction for id {extra[0]!r} after the last reference (the predictions hold more ids)")
+        yield from _aligned(refs, preds)
+
+    @property
+    def reads_raw(self) -> bool:
+        """Whether :meth:`raw_chunks` applies: files, JSONL on both sides."""
+        if self.in_memory:
+            return False
+        kinds = {_lazy_kind(p, self.refs_format) for p in self.refs_paths} | {_lazy_kind(p, self.preds_format) for p in self.preds_paths}
+        return kinds == {"jsonl"}
+
+    def raw_chunks(self, size: int) -> Iterator[RawChunk]:
+        """:class:`RawChunk` s of ``size`` items (the last one shorter), or :class:`RawLayoutError`."""
+        if size < 1:
+            raise ValueError(f"chunk size must be at least 1, got {size}")
+        refs, preds = _raw_side(self.refs_paths, size), _raw_side(self.preds_paths, size)
+        start = 0
+        for ref_part in refs:
+            pred_part = next(preds, None)
+            if pred_part is None or pred_part[1] != ref_part[1]:
+                raise RawLayoutError("the sides hold different numbers of records")
+            yield RawChunk(ref_part[0], pred_part[0], ref_part[1], start)
+            start += ref_part[1]
+        if next(preds, None) is not None:
+            raise RawLayoutError("the sides hold different numbers of records")
 
     def chunks(self, size: int, ids_seen: IdRegistry | None = None) -> Iterator[Chunk]:
         """Validated chunks of ``size`` items (the last one shorter)."""
@@ -280,6 +365,71 @@ class ItemSource:
             yield _validated(buffer, start, ids_seen)
         elif not start:
             raise InputError("no items to score")
+
+
+def _raw_side(paths: list[Path], size: int) -> Iterator[tuple[list[RawSegment], int]]:
+    """``(segments, n)``: the next ``n = size`` non-blank lines of the files (the last time fewer), in
+    segments of whole lines, blank lines included (they keep the line numbers)."""
+    segments: list[RawSegment] = []
+    count = 0
+    for path in paths:
+        lines: list[bytes] = []
+        first = 1
+        in_file = 0
+        with _open_binary(path) as fh:
+            for number, line in enumerate(fh, start=1):
+                if not lines:
+                    first = number
+                lines.append(line)
+                if line.strip():
+                    count += 1
+                    in_file += 1
+                    if count == size:
+                        segments.append(_raw_segment(path, first, lines))
+                        yield segments, count
+                        segments, lines, count = [], [], 0
+            if lines:
+                segments.append(_raw_segment(path, first, lines))
+        if not in_file:
+            raise RawLayoutError(f"{path}: no records")
+    if count:
+        yield segments, count
+
+
+def _raw_segment(path: Path, first: int, lines: list[bytes]) -> RawSegment:
+    data = b"".join(lines)
+    if data.count(b"\r") != data.count(b"\r\n"):  # a lone CR ends a line for the text reader, not here
+        raise RawLayoutError(f"{path}: carriage returns without line feeds")
+    return RawSegment(path, first, data)
+
+
+def _exactly(records: Iterable[tuple], n: int) -> Iterator[tuple]:
+    """``records``, which must be ``n``: other counts (non-ASCII blank lines, say) raise RawLayoutError."""
+    count = 0
+    for record in records:
+        count += 1
+        if count > n:
+            raise RawLayoutError("more records than non-blank lines")
+        yield record
+    if count != n:
+        raise RawLayoutError("fewer records than non-blank lines")
+
+
+def parse_raw_chunk(raw: RawChunk) -> Chunk:
+    """The :class:`Chunk` that reading these lines item by item gives: the same ids, captions, checks
+    and errors (in the same order), or :class:`RawLayoutError`."""
+
+    def side(segments: list[RawSegment], role: str) -> Iterator[tuple]:
+        for seg in segments:
+            records = _jsonl_objects(seg.path, _segment_lines(seg))
+            if role == "references":
+                yield from _placed(seg.path, reference_records(seg.path, records, lists_only=True))
+            else:
+                yield from _placed(seg.path, prediction_records(seg.path, records))
+
+    refs = _exactly(side(raw.references, "references"), raw.size)
+    preds = _exactly(side(raw.predictions, "predictions"), raw.size)
+    return _validated(list(_aligned(refs, preds)), raw.start, None)
 
 
 def _validated(items: list, start: int, ids_seen: IdRegistry | None) -> Chunk:
@@ -312,7 +462,11 @@ class IdRegistry:
         return np.fromiter(map(fingerprint, ids), dtype=np.int64, count=len(ids))
 
     def add(self, ids: Sequence) -> None:
-        self._parts.append(self._fingerprints(ids))
+        self.add_fingerprints(self._fingerprints(ids))
+
+    def add_fingerprints(self, fingerprints: np.ndarray) -> None:
+        """Ids fingerprinted elsewhere (:func:`chunk_summary` on a worker)."""
+        self._parts.append(fingerprints)
 
     def check(self) -> None:
         if self.source.in_memory:  # a mapping cannot hold an id twice
@@ -332,24 +486,34 @@ class IdRegistry:
 
 
 # -- look-ahead tokenization ------------------------------------------------------------------------
-def _lookahead(pending: deque, upcoming: Iterator[Chunk], side: Callable[[Chunk], Iterable[str]]) -> list[str]:
-    """The captions after ``pending[0]`` the tokenizer can look at: up to the first non-blank one,
-    plus one more (so whether a line break follows it is known), reading chunks ahead as needed."""
+def _head(captions: Iterable[str]) -> tuple[list[str], bool]:
+    """The first ``captions`` the tokenizer can look at: up to the first non-blank one, plus one more
+    (so whether a line break follows it is known); and whether that end was reached (else: all)."""
     out: list[str] = []
     found = False
+    for caption in captions:
+        out.append(caption)
+        if found:
+            return out, True
+        found = bool(caption.strip())  # str.strip() drops at least what the lexer skips
+    return out, False
+
+
+def _following(pending: deque, upcoming: Iterator[Chunk], side: Callable[[Chunk], Iterable[str]]) -> Iterator[str]:
+    """The captions of the chunks after ``pending[0]``, reading chunks ahead only as they are needed."""
     index = 1
     while True:
         if index == len(pending):
             nxt = next(upcoming, None)
             if nxt is None:
-                return out
+                return
             pending.append(nxt)
-        for caption in side(pending[index]):
-            out.append(caption)
-            if found:
-                return out
-            found = bool(caption.strip())  # str.strip() drops at least what the lexer skips
+        yield from side(pending[index])
         index += 1
+
+
+def _lookahead(pending: deque, upcoming: Iterator[Chunk], side: Callable[[Chunk], Iterable[str]]) -> list[str]:
+    return _head(_following(pending, upcoming, side))[0]
 
 
 def _flat_references(chunk: Chunk) -> Iterator[str]:
@@ -374,6 +538,24 @@ def with_lookahead(chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, list[str], 
         refs_after = _lookahead(pending, upcoming, _flat_references)
         preds_after = _lookahead(pending, upcoming, _predictions)
         yield pending.popleft(), refs_after, preds_after
+
+
+def chunk_summary(chunk: Chunk) -> tuple[np.ndarray, list[str], list[str]]:
+    """What the reader of a chunk parsed elsewhere needs: its ids' fingerprints (:class:`IdRegistry`)
+    and the :func:`_head` of its references and of its predictions (the look-ahead of the chunks before)."""
+    return IdRegistry._fingerprints(chunk.ids), _head(_flat_references(chunk))[0], _head(chunk.predictions)[0]
+
+
+def lookahead_from_heads(heads: Iterable[list[str]], last: bool) -> list[str] | None:
+    """The look-ahead of a chunk from the heads of the chunks after it, in order; ``None`` while more
+    are needed (``last``: no chunk follows those given)."""
+    captions: list[str] = []
+    for head in heads:  # a head that does not reach the end it looks for holds its whole chunk
+        captions.extend(head)
+        lookahead, complete = _head(captions)
+        if complete:
+            return lookahead
+    return _head(captions)[0] if last else None
 
 
 def tokenize_chunk(chunk: Chunk, refs_after: list[str], preds_after: list[str], tokenizer: str) -> Chunk:

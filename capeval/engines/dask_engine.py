@@ -1,21 +1,27 @@
 """``dask_evaluate``: the streaming algorithm as a Dask graph, on a local cluster or any scheduler.
 
-The driver reads and validates the inputs lazily (as the stream engine does) and submits one
-partition at a time, each with the look-ahead captions its tokenization needs. On the workers:
+The driver cuts the inputs into partitions and submits one at a time. JSONL files of one record per
+image (a list of references per line) are cut as whole lines of bytes, which the workers parse and
+validate (``parse``; the driver only splits lines and then checks the ids of all partitions for
+duplicates); any other input is read and validated by the driver, item by item, as the stream engine
+reads it (and so is a JSONL input that does not fit the cut: the job starts again that way, before
+any row is written). Each partition is tokenized with the look-ahead captions of the partitions
+after it. On the workers:
 
 1. ``tokenize`` each partition (kept in worker memory) and ``fit`` its document-frequency part;
 2. merge the parts by a tree reduction (fan-in ``fan_in``), finish the corpus document frequencies
    (``ref_len = log(total items)``) and replicate them to every worker (broadcast: they fit);
-3. ``score`` each partition against them: per-item scores and the sums of the sufficient statistics.
+3. ``score`` each partition against them: per-item scores (also as rows of the per-item file) and
+   the sums of the sufficient statistics.
 
-The driver gathers the partition results in order, writes per-item rows as they come and adds the
-sums. Every task is a pure function of its inputs, and the partitions' raw captions are part of the
+The driver gathers the partition results in order, writes the per-item rows as they come and adds
+the sums. Every task is a pure function of its inputs, and the partitions' raw captions are part of the
 graph, so a worker lost in the middle of a job only costs recomputation: the scheduler reruns what
 it held (``retries`` more attempts on task errors), and the numbers are those of an undisturbed run.
 
 Needs the ``dask`` extra: ``pip install 'capeval[dask]'`` (dask, distributed). Workers of an
 existing cluster need capeval installed (the same version) and, for file inputs, nothing else: the
-driver reads the files.
+driver reads the files and sends their contents.
 """
 
 from __future__ import annotations
@@ -30,8 +36,19 @@ from .._corpus import ScoringCorpus
 from ..errors import CapevalError
 from ..metrics import SIGMA
 from . import _adapter as adapter
-from ._output import PerItemSink, ScaleResult
-from ._source import Chunk, IdRegistry, ItemSource, tokenize_chunk, with_lookahead
+from ._output import PerItemSink, ScaleResult, format_rows
+from ._source import (
+    Chunk,
+    IdRegistry,
+    ItemSource,
+    RawChunk,
+    RawLayoutError,
+    chunk_summary,
+    lookahead_from_heads,
+    parse_raw_chunk,
+    tokenize_chunk,
+    with_lookahead,
+)
 
 DEFAULT_PARTITION_SIZE = 20_000
 
@@ -49,6 +66,14 @@ def _import_distributed():
 
 
 # -- tasks (module-level functions: workers import them by name) -------------------------------------
+def _parse_task(raw: RawChunk) -> Chunk:
+    return parse_raw_chunk(raw)
+
+
+def _summary_task(chunk: Chunk):
+    return chunk_summary(chunk)
+
+
 def _tokenize_task(chunk: Chunk, refs_after: list[str], preds_after: list[str], tokenizer: str) -> Chunk:
     return tokenize_chunk(chunk, refs_after, preds_after, tokenizer)
 
@@ -76,9 +101,14 @@ def _worker_handles(plan: adapter.MetricPlan) -> dict:
     return _WORKER_HANDLES[key]
 
 
-def _score_task(chunk: Chunk, state, plan: adapter.MetricPlan) -> dict:
+def _score_task(chunk: Chunk, state, plan: adapter.MetricPlan, rows: tuple[str, bool] | None) -> dict:
+    """``rows``: the per-item file's layout and whether this is its first partition; the partition's
+    rows are formatted here, beside the other partitions' (the driver only writes them)."""
     corpus = ScoringCorpus(chunk.predictions, chunk.references, chunk.ids)
-    return adapter.score_chunk(corpus, state, plan, _worker_handles(plan))
+    contribution = adapter.score_chunk(corpus, state, plan, _worker_handles(plan))
+    if rows is not None:
+        contribution["per_item_text"] = format_rows(rows[0], contribution["ids"], contribution["per_item"], rows[1])
+    return contribution
 
 
 # -- the client ---------------------------------------------------------------------------------------
@@ -154,48 +184,115 @@ def dask_evaluate(
     plan = adapter.MetricPlan.build(metrics, tokenizer=tokenizer, n=n, sigma=sigma, df=df, meteor_options=meteor_options, allow_df_mismatch=allow_df_mismatch)
     plan, skipped = _runnable_plan(plan)
     source = ItemSource(refs, preds, refs_format=refs_format, preds_format=preds_format, split=split)
-    worker_plan = plan.without_df()  # a given df travels once, as a replicated future
-    job = uuid.uuid4().hex[:8]
     started = time.perf_counter()
-    ids_seen = IdRegistry(source)
-    with _connect(client, scheduler, workers) as dask_client, PerItemSink(per_item, collect_per_item) as sink:
-        tokenized, parts = [], []
-        chunks = with_lookahead(source.chunks(partition_size, ids_seen))
-        for i, (chunk, refs_after, preds_after) in enumerate(chunks):
-            tok = dask_client.submit(_tokenize_task, chunk, refs_after, preds_after, plan.tokenizer, key=f"capeval-tokenize-{job}-{i}", retries=retries)
-            tokenized.append(tok)
-            if plan.needs_corpus_state:
-                parts.append(dask_client.submit(_fit_task, tok, worker_plan, key=f"capeval-fit-{job}-{i}", retries=retries))
-        ids_seen.check()
-        if plan.needs_corpus_state:
-            level = 0
-            while len(parts) > 1:  # tree reduction of the document-frequency parts
-                parts = [
-                    dask_client.submit(_merge_task, *parts[k : k + fan_in], key=f"capeval-merge-{job}-{level}-{k}", retries=retries)
-                    for k in range(0, len(parts), fan_in)
-                ]
-                level += 1
-            state = dask_client.submit(_finish_task, parts[0], key=f"capeval-df-{job}", retries=retries)
-            del parts
+    with _connect(client, scheduler, workers) as dask_client:
+        job = _Job(dask_client, plan, partition_size, fan_in, retries)
+        if source.reads_raw:
+            try:
+                with PerItemSink(per_item, collect_per_item) as sink:
+                    result = job.run(source, sink, skipped, raw=True)
+            except RawLayoutError:  # before any row was written: read item by item (exact items and errors)
+                result = None
+        if not source.reads_raw or result is None:
+            with PerItemSink(per_item, collect_per_item) as sink:
+                result = job.run(source, sink, skipped, raw=False)
+    result.details["seconds"] = time.perf_counter() - started
+    return result
+
+
+class _Job:
+    """One scoring job on a client: partitions submitted, document frequencies reduced, scores gathered."""
+
+    def __init__(self, client, plan: adapter.MetricPlan, partition_size: int, fan_in: int, retries: int):
+        self.client, self.plan, self.partition_size, self.fan_in, self.retries = client, plan, partition_size, fan_in, retries
+        self.worker_plan = plan.without_df()  # a given df travels once, as a replicated future
+
+    def submit(self, task, *args, name: str, priority: int = 0):
+        return self.client.submit(task, *args, key=f"capeval-{name}-{self.job}", retries=self.retries, priority=priority)
+
+    def run(self, source: ItemSource, sink: PerItemSink, skipped: dict, raw: bool):
+        self.job = uuid.uuid4().hex[:8]
+        self.tokenized, self.parts = [], []
+        ids_seen = IdRegistry(source)
+        if raw:
+            self._submit_from_lines(source, ids_seen)
         else:
-            state = dask_client.scatter(plan.df, broadcast=True) if plan.df is not None else None
-        if state is not None and plan.needs_corpus_state:
-            _import_distributed().wait(state)
-            # broadcast: a copy on every worker (they fit), so scoring tasks need no transfer and a lost
-            # worker does not lose them; a failed replication only costs transfers later
-            with contextlib.suppress(Exception):
-                dask_client.replicate([state])
-        scores = [
-            dask_client.submit(_score_task, tok, state, worker_plan, key=f"capeval-score-{job}-{i}", retries=retries)
-            for i, tok in enumerate(tokenized)
-        ]
-        totals = adapter.RunningTotals(plan, sink)
+            self._submit_from_items(source, ids_seen)
+        ids_seen.check()
+        state = self._corpus_state()
+        tokenized, self.tokenized = self.tokenized, None
+        rows = (sink.kind, True) if sink.kind else None
+        scores = []
+        for i, tok in enumerate(tokenized):
+            scores.append(self.submit(_score_task, tok, state, self.worker_plan, rows, name=f"score-{i}"))
+            rows = rows and (rows[0], False)
+        totals = adapter.RunningTotals(self.plan, sink)
         for i in range(len(scores)):  # in order: per-item rows keep the input order
             contribution = scores[i].result()
             scores[i] = tokenized[i] = None  # release the partition on the workers
             totals.add(contribution)
-        n_workers = len(dask_client.scheduler_info().get("workers", {}))
-        details = {"partitions": totals.n_chunks, "partition_size": partition_size, "workers": n_workers}
-        result = totals.result("dask", skipped, details)
-    result.details["seconds"] = time.perf_counter() - started
-    return result
+        n_workers = len(self.client.scheduler_info().get("workers", {}))
+        details = {"partitions": totals.n_chunks, "partition_size": self.partition_size, "workers": n_workers, "read_by": "workers" if raw else "driver"}
+        return totals.result("dask", skipped, details)
+
+    def _submit_partition(self, chunk, refs_after: list[str], preds_after: list[str], priority: int = 0) -> None:
+        """Tokenize the next partition (``chunk``: a Chunk, or the future of one) and fit its part."""
+        i = len(self.tokenized)
+        tok = self.submit(_tokenize_task, chunk, refs_after, preds_after, self.plan.tokenizer, name=f"tokenize-{i}", priority=priority)
+        self.tokenized.append(tok)
+        if self.plan.needs_corpus_state:
+            self.parts.append(self.submit(_fit_task, tok, self.worker_plan, name=f"fit-{i}", priority=priority))
+
+    def _submit_from_items(self, source: ItemSource, ids_seen: IdRegistry) -> None:
+        """The driver reads and validates the items; each partition goes with its look-ahead."""
+        for chunk, refs_after, preds_after in with_lookahead(source.chunks(self.partition_size, ids_seen)):
+            self._submit_partition(chunk, refs_after, preds_after)
+
+    def _submit_from_lines(self, source: ItemSource, ids_seen: IdRegistry) -> None:
+        """The driver splits lines; workers parse them, and each partition is tokenized once the heads of
+        the partitions after it (:func:`chunk_summary`) give its look-ahead."""
+        parsed, summaries = [], []
+        for i, raw in enumerate(source.raw_chunks(self.partition_size)):
+            parsed.append(self.submit(_parse_task, raw, name=f"parse-{i}"))
+            summaries.append(self.submit(_summary_task, parsed[i], name=f"summary-{i}"))
+        ref_heads, pred_heads = [], []
+
+        def submit_ready(last: bool) -> None:
+            while len(self.tokenized) < len(ref_heads):
+                k = len(self.tokenized)
+                refs_after = lookahead_from_heads(ref_heads[k + 1 :], last)
+                preds_after = lookahead_from_heads(pred_heads[k + 1 :], last)
+                if refs_after is None or preds_after is None:
+                    return
+                # before later partitions are parsed: a parsed partition is released once tokenized
+                self._submit_partition(parsed[k], refs_after, preds_after, priority=1)
+                parsed[k] = None
+
+        for i in range(len(summaries)):  # in order: the first error in the input is the one raised
+            fingerprints, ref_head, pred_head = summaries[i].result()
+            summaries[i] = None
+            ids_seen.add_fingerprints(fingerprints)
+            ref_heads.append(ref_head)
+            pred_heads.append(pred_head)
+            submit_ready(last=False)
+        submit_ready(last=True)
+
+    def _corpus_state(self):
+        """The corpus document frequencies (a tree reduction of the partitions' parts, then broadcast),
+        a given ``df`` scattered to every worker, or None."""
+        plan = self.plan
+        if not plan.needs_corpus_state:
+            return self.client.scatter(plan.df, broadcast=True) if plan.df is not None else None
+        parts, self.parts = self.parts, None
+        level = 0
+        while len(parts) > 1:  # tree reduction of the document-frequency parts
+            parts = [self.submit(_merge_task, *parts[k : k + self.fan_in], name=f"merge-{level}-{k}") for k in range(0, len(parts), self.fan_in)]
+            level += 1
+        state = self.submit(_finish_task, parts[0], name="df")
+        del parts
+        _import_distributed().wait(state)
+        # broadcast: a copy on every worker (they fit), so scoring tasks need no transfer and a lost
+        # worker does not lose them; a failed replication only costs transfers later
+        with contextlib.suppress(Exception):
+            self.client.replicate([state])
+        return state

@@ -139,14 +139,10 @@ def campaign(root: Path, sizes: list[int], engines: list[str], results: Path, ch
             print(json.dumps(record), flush=True)
 
 
-def report(results: Path, since: str = "") -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def report(results: Path, since: str = "", until: str = "", figures: bool = True) -> str:
+    """The markdown table of the runs that ended in [since, until); with ``figures``, also the figures."""
     records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
-    records = [r for r in records if r.get("when", "") >= since]  # ISO times compare as strings
+    records = [r for r in records if since <= r.get("when", "") and (not until or r.get("when", "") < until)]  # ISO times compare as strings
     ok = [r for r in records if "error" not in r]
     lines = [
         "| engine | images | wall s | images/s (wall) | CPU s, all processes | images per CPU s | peak RSS driver (MB) | peak RSS workers (MB) | total peak RSS (MB) | load avg (1 min) | code |",
@@ -165,6 +161,17 @@ def report(results: Path, since: str = "") -> str:
         if "error" in r:
             why = r["error"].strip().splitlines()[-1][:80] if r["error"].strip() else "?"
             lines.append(f"| {r['engine']} | {r['n_images']:,} | did not finish: {why} | | | | | | | | |")
+    if figures:
+        _figures(ok)
+    return "\n".join(lines)
+
+
+def _figures(ok: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     FIGURES.mkdir(parents=True, exist_ok=True)
     latest = {}  # the figures show the last run of each engine and size (the code of the table's last rows)
     for r in sorted(ok, key=lambda r: r["when"]):
@@ -187,7 +194,6 @@ def report(results: Path, since: str = "") -> str:
         fig.tight_layout()
         fig.savefig(FIGURES / f"scale_{what}.png", dpi=110)
         plt.close(fig)
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -208,13 +214,15 @@ def main(argv=None) -> int:
     rep = sub.add_parser("report", help="figures and the markdown table")
     rep.add_argument("--results", type=Path, default=FIGURES / "scale_results.jsonl")
     rep.add_argument("--since", default="", help="only runs that ended at or after this UTC time (ISO, e.g. 2026-12-02T09:00)")
+    rep.add_argument("--until", default="", help="only runs that ended before this UTC time")
+    rep.add_argument("--no-figures", dest="figures", action="store_false", help="the table only (the figures are left as they are)")
     args = parser.parse_args(argv)
     if args.command == "one":
         print(json.dumps(run_one(args.engine, args.data, args.chunk_size, Path(os.environ.get("TMPDIR", "/tmp")))))
     elif args.command == "campaign":
         campaign(args.root, args.sizes, args.engines, args.results, args.chunk_size, args.memory_limit, args.timeout)
     else:
-        print(report(args.results, args.since))
+        print(report(args.results, args.since, args.until, args.figures))
     return 0
 
 

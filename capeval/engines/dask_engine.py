@@ -187,13 +187,14 @@ def dask_evaluate(
     started = time.perf_counter()
     with _connect(client, scheduler, workers) as dask_client:
         job = _Job(dask_client, plan, partition_size, fan_in, retries)
+        result = None
         if source.reads_raw:
             try:
                 with PerItemSink(per_item, collect_per_item) as sink:
                     result = job.run(source, sink, skipped, raw=True)
-            except RawLayoutError:  # before any row was written: read item by item (exact items and errors)
-                result = None
-        if not source.reads_raw or result is None:
+            except RawLayoutError:  # raised before any row is written: read item by item (exact items and errors)
+                pass
+        if result is None:
             with PerItemSink(per_item, collect_per_item) as sink:
                 result = job.run(source, sink, skipped, raw=False)
     result.details["seconds"] = time.perf_counter() - started
@@ -221,11 +222,10 @@ class _Job:
         ids_seen.check()
         state = self._corpus_state()
         tokenized, self.tokenized = self.tokenized, None
-        rows = (sink.kind, True) if sink.kind else None
         scores = []
         for i, tok in enumerate(tokenized):
+            rows = (sink.kind, i == 0) if sink.kind else None  # the file's layout; its first partition?
             scores.append(self.submit(_score_task, tok, state, self.worker_plan, rows, name=f"score-{i}"))
-            rows = rows and (rows[0], False)
         totals = adapter.RunningTotals(self.plan, sink)
         for i in range(len(scores)):  # in order: per-item rows keep the input order
             contribution = scores[i].result()

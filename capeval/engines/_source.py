@@ -264,15 +264,16 @@ def _placed(path: Path, records: Iterable[tuple[object, object, str]]) -> Iterat
         yield key, value, f"{path}, {where}"
 
 
+def _role_records(path: Path, records: Iterable[tuple[str, object]], role: str, lists_only: bool = False):
+    if role == "references":
+        return reference_records(path, records, lists_only)
+    return prediction_records(path, records)
+
+
 def _side(paths: list[Path], fmt: str, role: str, split: str | None) -> Iterator[tuple[object, object, str]]:
     for path in paths:
         kind = _lazy_kind(path, fmt)
-        if kind is None:
-            records = _whole_file(path, fmt, role, split)
-        elif role == "references":
-            records = reference_records(path, _records(path, kind))
-        else:
-            records = prediction_records(path, _records(path, kind))
+        records = _whole_file(path, fmt, role, split) if kind is None else _role_records(path, _records(path, kind), role)
         empty = True
         for item in _placed(path, records):
             empty = False
@@ -421,11 +422,7 @@ def parse_raw_chunk(raw: RawChunk) -> Chunk:
 
     def side(segments: list[RawSegment], role: str) -> Iterator[tuple]:
         for seg in segments:
-            records = _jsonl_objects(seg.path, _segment_lines(seg))
-            if role == "references":
-                yield from _placed(seg.path, reference_records(seg.path, records, lists_only=True))
-            else:
-                yield from _placed(seg.path, prediction_records(seg.path, records))
+            yield from _placed(seg.path, _role_records(seg.path, _jsonl_objects(seg.path, _segment_lines(seg)), role, lists_only=True))
 
     refs = _exactly(side(raw.references, "references"), raw.size)
     preds = _exactly(side(raw.predictions, "predictions"), raw.size)
